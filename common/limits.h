@@ -1,0 +1,87 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+#ifndef CANOPY_LIMITS_H
+#define CANOPY_LIMITS_H
+
+/*
+ * Every limit of Canopy, in one place.  Each is enforced in one place and
+ * crossed by a test.  Configurable ones are the defaults and bounds of the
+ * matching canopyd.conf keyword.
+ */
+
+/* Wire protocol (port 13000). */
+#define PROTO_VERSION_MIN	1
+#define PROTO_VERSION_MAX	1
+#define FRAME_HDR_LEN		4
+#define FRAME_MAX_DEFAULT	(16u * 1024 * 1024)	/* max-frame */
+#define FRAME_MAX_MIN		(4u * 1024)
+#define FRAME_MAX_MAX		(256u * 1024 * 1024)
+#define MSG_MAX_DEPTH		16	/* nesting of maps and arrays */
+#define MSG_MAX_STR		(1u * 1024 * 1024)	/* one string or binary */
+#define MSG_MAX_NAME		255	/* names, hostnames, ids */
+#define MSG_MAX_TOKEN		128
+#define MSG_MAX_CSR		16384
+#define MSG_MAX_EVENTS		1000	/* events in one message */
+#define MSG_MAX_EVENT_TEXT	4096
+
+/* Connections. */
+#define CONN_HELLO_TIMEOUT_S	15	/* hello (and TLS handshake) must be done */
+#define CONN_IDLE_TIMEOUT_S	300	/* no frame at all for this long */
+#define CONN_OUT_HIGHWATER	(1u * 1024 * 1024) /* pending output per peer */
+#define AGENTS_MAX_DEFAULT	20000	/* max-agents */
+#define AGENTS_MAX_MAX		200000
+
+/* Agent behaviour. */
+#define AGENT_HEARTBEAT_S	60
+#define AGENT_BACKOFF_MIN_MS	500
+#define AGENT_BACKOFF_MAX_MS	60000
+#define AGENT_QUEUE_MAX_EVENTS	10000	/* offline event queue on disk */
+
+/* HTTP API (port 13299). */
+#define API_MAX_BODY_DEFAULT	(1u * 1024 * 1024)	/* api-max-body */
+#define API_MAX_HEADERS		8192
+#define API_PAGE_DEFAULT	100
+#define API_PAGE_MAX		1000
+#define API_NAME_MAX		255
+#define API_SESSION_TTL_S	(8 * 3600)
+#define API_TIMEOUT_S		30
+
+/* Enrolment tokens. */
+#define TOKEN_TTL_DEFAULT_S	(7 * 24 * 3600)
+#define TOKEN_TTL_MAX_S		(365 * 24 * 3600)
+#define TOKEN_USES_MAX		1000000
+
+/* Database. */
+#define DB_WORKERS_DEFAULT	4	/* db-workers */
+#define DB_WORKERS_MAX		32
+#define DB_BATCH_MAX		1000	/* agent writes per transaction */
+#define DB_QUEUE_MAX		100000	/* jobs waiting for a worker */
+#define DB_RETRY_AFTER_MS	2000	/* what agents are told when it is down */
+
+/* Configuration. */
+#define CONF_MAX_LINE		4096
+#define CONF_MAX_LISTEN		8
+#define CONF_MAX_SIZE		(1u * 1024 * 1024)
+
+/* Passwords: scrypt, memory-hard (N=2^15, r=8, p=1: 32 MiB per hash). */
+#define PW_SCRYPT_LOG2N		15
+#define PW_SCRYPT_R		8
+#define PW_SCRYPT_P		1
+#define PW_MIN_LEN		8
+#define PW_MAX_LEN		1024
+
+#endif

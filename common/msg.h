@@ -1,0 +1,89 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+#ifndef CANOPY_MSG_H
+#define CANOPY_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <msgpack.h>
+
+/*
+ * Messages of the port-13000 protocol (docs/PROTOCOL.md).  Each is a msgpack
+ * map whose key "t" names its type.  msg_decode() checks the structure
+ * (depth <= MSG_MAX_DEPTH, every count and length within the bytes present)
+ * and the type's schema (required keys, their types and length limits) before
+ * anything else looks at it, so protocol code can use the getters freely.
+ */
+enum msg_type {
+	MSG_HELLO = 1,
+	MSG_ERROR,
+	MSG_ENROLL,
+	MSG_ENROLLED,
+	MSG_SYNC,
+	MSG_ACK,
+	MSG_RETRY,
+	MSG_EVENTS,
+	MSG_HEARTBEAT,
+	MSG_SYNC_NOW,
+	MSG_TYPE_MAX
+};
+
+struct msg {
+	enum msg_type		 type;
+	const msgpack_object	*map;	/* the root map; valid until msg_free */
+	msgpack_unpacked	 up;
+};
+
+/* Returns 0, or -1 with reason, e.g. "sync: 'seq' must be an unsigned integer". */
+int	 msg_decode(const void *buf, size_t len, struct msg *out,
+	    char *reason, size_t reasonlen);
+void	 msg_free(struct msg *);
+const char *msg_type_name(enum msg_type);
+
+/* Checks structure only: depth and that counts fit in len.  Pure. */
+int	 mp_validate(const void *buf, size_t len, int maxdepth,
+	    char *reason, size_t reasonlen);
+
+/* Map look-ups on a decoded message or any map object. */
+const msgpack_object *mp_map_get(const msgpack_object *map, const char *key);
+const msgpack_object *msg_get(const struct msg *, const char *key);
+/* Copies a string field NUL-terminated; -1 if absent, not a string or too long. */
+int	 msg_str(const struct msg *, const char *key, char *dst, size_t dstlen);
+/* Pointer into the message (not NUL-terminated) or NULL. */
+const char *msg_strp(const struct msg *, const char *key, size_t *len);
+uint64_t msg_uint(const struct msg *, const char *key, uint64_t def);
+int	 msg_bool(const struct msg *, const char *key, int def);
+
+/* msgpack -> JSON (maps with string keys only; bin becomes base64). */
+json_t	*mp_to_json(const msgpack_object *);
+/* JSON -> msgpack, appended to the packer. */
+int	 mp_pack_json(msgpack_packer *, const json_t *);
+
+/* Packing helpers: start a message map of n entries including "t". */
+void	 mp_begin(msgpack_packer *, enum msg_type, size_t nfields);
+void	 mp_str(msgpack_packer *, const char *s);
+void	 mp_kv_str(msgpack_packer *, const char *k, const char *v);
+void	 mp_kv_uint(msgpack_packer *, const char *k, uint64_t v);
+void	 mp_kv_bool(msgpack_packer *, const char *k, int v);
+void	 mp_key(msgpack_packer *, const char *k);
+
+/* Whole messages used by both sides. */
+void	 msg_pack_error(msgpack_sbuffer *, const char *code, const char *message);
+
+#endif
