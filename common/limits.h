@@ -37,26 +37,45 @@
 #define MSG_MAX_CSR		16384
 #define MSG_MAX_EVENTS		1000	/* events in one message */
 #define MSG_MAX_EVENT_TEXT	4096
+#define MSG_MAX_SHORT		64	/* ids, codes, event types, versions */
+#define MSG_MAX_HASH		128
+#define MSG_MAX_TEXT		4096	/* error and retry messages */
 
 /* Connections. */
 #define CONN_HELLO_TIMEOUT_S	15	/* hello (and TLS handshake) must be done */
 #define CONN_IDLE_TIMEOUT_S	300	/* no frame at all for this long */
 #define CONN_OUT_HIGHWATER	(1u * 1024 * 1024) /* pending output per peer */
+#define CONN_WRITE_TIMEOUT_S	60	/* pending output makes no progress */
+#define CONN_CLOSE_LINGER_S	5	/* flushing a last error before closing */
 #define AGENTS_MAX_DEFAULT	20000	/* max-agents */
 #define AGENTS_MAX_MAX		200000
+#define AGENTS_MAX_MIN		1
+#define AGENT_MAX_INFLIGHT	16	/* unanswered writes per agent, then 'retry' */
+#define AGENT_CERT_DAYS		3650	/* validity of an agent's certificate */
+#define AGENTS_ACCEPT_PAUSE_MS	1000	/* after EMFILE/ENFILE */
+#define AGENTS_BACKLOG		1024
 
 /* Agent behaviour. */
 #define AGENT_HEARTBEAT_S	60
+#define AGENT_HEARTBEAT_MIN_S	5	/* heartbeat */
+#define AGENT_HEARTBEAT_MAX_S	3600
 #define AGENT_BACKOFF_MIN_MS	500
 #define AGENT_BACKOFF_MAX_MS	60000
 #define AGENT_QUEUE_MAX_EVENTS	10000	/* offline event queue on disk */
+#define AGENT_INVENTORY_S	300	/* inventory re-collected this often */
+#define AGENT_QUEUE_SCAN_MS	1000	/* new event files picked up this often */
 
 /* HTTP API (port 13299). */
 #define API_MAX_BODY_DEFAULT	(1u * 1024 * 1024)	/* api-max-body */
+#define API_MAX_BODY_MIN	(4u * 1024)
+#define API_MAX_BODY_MAX	(64u * 1024 * 1024)
 #define API_MAX_HEADERS		8192
 #define API_PAGE_DEFAULT	100
 #define API_PAGE_MAX		1000
 #define API_NAME_MAX		255
+#define API_PATH_MAX		4096	/* a group path, "/Managed devices/..." */
+#define API_LOGIN_FAIL_MAX	10	/* failed logins in a row, then locked */
+#define API_LOGIN_LOCK_S	3600	/* for this long */
 #define API_SESSION_TTL_S	(8 * 3600)
 #define API_TIMEOUT_S		30
 
@@ -68,9 +87,16 @@
 /* Database. */
 #define DB_WORKERS_DEFAULT	4	/* db-workers */
 #define DB_WORKERS_MAX		32
+#define DB_WORKERS_MIN		1
 #define DB_BATCH_MAX		1000	/* agent writes per transaction */
 #define DB_QUEUE_MAX		100000	/* jobs waiting for a worker */
 #define DB_RETRY_AFTER_MS	2000	/* what agents are told when it is down */
+#define DB_BATCH_WAIT_MS	2	/* a busy worker waits this long to fill a batch */
+#define DB_CONNECT_TIMEOUT_S	5	/* libpq connect_timeout */
+#define DB_BACKOFF_MIN_MS	250	/* reconnect backoff, doubled with jitter */
+#define DB_BACKOFF_MAX_MS	10000
+#define DB_STOP_GRACE_MS	5000	/* db_stop lets the queue drain this long */
+#define DB_PING_S		5	/* an idle worker checks its connection */
 
 /* Configuration. */
 #define CONF_MAX_LINE		4096
@@ -83,5 +109,33 @@
 #define PW_SCRYPT_P		1
 #define PW_MIN_LEN		8
 #define PW_MAX_LEN		1024
+#define PW_SCRYPT_LOG2N_MIN	10	/* accepted when verifying a stored hash: */
+#define PW_SCRYPT_LOG2N_MAX	20	/* bounds keep a forged hash from DoS */
+#define PW_SCRYPT_R_MAX		16
+#define PW_SCRYPT_P_MAX		16
+#define PW_SCRYPT_MAXMEM	(1100u * 1024 * 1024)	/* 128*r*N*p may not exceed */
+#define PW_SALT_LEN		16
+#define PW_HASH_LEN		32
 
+/* canopyctl (the HTTPS client). */
+#define CTL_MAX_RESPONSE	(64u * 1024 * 1024)	/* one API answer */
+#define CTL_CONNECT_TIMEOUT_S	10
+#define CTL_TIMEOUT_S		120	/* one whole request */
+#define CTL_MAX_PASSWORD	PW_MAX_LEN
+#define CTL_MAX_CONFIG		(64u * 1024)	/* the stored config file */
+
+#endif
+
+/*
+ * With -Icommon, <limits.h> in any system header (msgpack's among them)
+ * finds this file; hand on to the system's so that CHAR_MIN, INT_MAX,
+ * PATH_MAX and friends exist too.  Outside the guard on purpose.
+ */
+#ifdef __clang__
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
+#endif
+#include_next <limits.h>
+#ifdef __clang__
+#pragma clang diagnostic pop
 #endif

@@ -1,0 +1,122 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+#ifndef CANOPY_API_H
+#define CANOPY_API_H
+
+#include <sys/queue.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+
+#include "limits.h"
+
+#include "api_json.h"
+
+/* Private to srv/api*.c: the API server and one request in flight. */
+
+enum api_route {
+	API_R_NONE = 0,		/* no such resource: 404 once authenticated */
+	API_R_LOGIN,
+	API_R_LOGOUT,
+	API_R_WHOAMI,
+	API_R_ENROLL,
+	API_R_DEVICES,
+	API_R_DEVICE,
+	API_R_GROUPS,
+	API_R_METRICS		/* /metrics behind authentication */
+};
+
+#define API_VALS_MAX	8
+
+struct api_req;
+TAILQ_HEAD(api_reqs, api_req);
+
+struct api {
+	struct canopyd		*cd;
+	struct evhttp		*http;
+	SSL_CTX			*ssl_ctx;
+	struct api_reqs		 pending;	/* jobs at the database */
+	size_t			 npending;
+};
+
+struct api_req {
+	TAILQ_ENTRY(api_req)	 entry;
+	struct api		*api;	/* NULL after api_stop */
+	struct canopyd		*cd;
+	/*
+	 * NULL once libevent has freed the request (the client went away).
+	 * 'orphan': libevent let go of it without freeing it, so it is ours.
+	 */
+	struct evhttp_request	*req;
+	struct evhttp_connection *evcon;
+	int			 orphan;
+	uint64_t		 start_ms;
+
+	/* Input, copied on the loop; the worker reads only these. */
+	enum api_route		 route;
+	char			*authz;		/* Authorization header */
+	char			 addr[64];	/* the client's address */
+	char			 server[MSG_MAX_NAME + 1];
+	json_t			*body;
+	struct api_value	 vals[API_VALS_MAX];
+	char			*group;		/* ?group= */
+	char			*status_q;	/* ?status= */
+	char			*q;		/* ?q= */
+	char			*vs;		/* ?vs= */
+	int			 recursive;
+	int			 limit;
+	int			 has_cursor;
+	char			 cursor_name[API_NAME_MAX + 1];
+	char			 cursor_id[37];
+	char			 id[40];	/* {id} in the path */
+	/* Found wrong before authentication; answered after it. */
+	int			 err_status;
+	const char		*err_code;
+	char			 err_msg[512];
+	const char		*allow;		/* for 405 */
+
+	/* Output, from the worker. */
+	int			 status;
+	json_t			*resp;
+	int			 challenge;	/* WWW-Authenticate headers */
+};
+
+/* srv/api_handlers.c: runs on a database worker. */
+int	 api_job_run(PGconn *, void *arg, char *err, size_t errlen);
+/* Sets ar->status and an error body. */
+void	 api_req_fail(struct api_req *, int status, const char *code,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Body schemas, in api_handlers.c; the values land in ar->vals. */
+extern const struct api_field api_login_schema[];
+extern const size_t api_login_nfields;
+extern const struct api_field api_enroll_schema[];
+extern const size_t api_enroll_nfields;
+/* Indexes into vals[]. */
+#define API_LOGIN_USER		0
+#define API_LOGIN_PASSWORD	1
+#define API_LOGIN_VS		2
+#define API_ENROLL_GROUP	0
+#define API_ENROLL_USES		1
+#define API_ENROLL_TTL		2
+
+#endif

@@ -1,0 +1,388 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+/*
+ * The database layer against a PostgreSQL of its own: migrations, plain
+ * jobs, batching, fail-fast while the server is down, reconnection and the
+ * draining db_stop.  Skipped (exit 0) where PostgreSQL cannot be started.
+ * CANOPY_PG_TEMPLATE, if set, is an initdb'd directory to copy.
+ */
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "db/db.h"
+#include "db/migrations.h"
+#include "log.h"
+#include "test.h"
+#include "util.h"
+
+#define PG_BIN	"/usr/lib/postgresql/15/bin"
+
+static char	 dir[64], asuser[64], conninfo[256];
+static int	 port;
+static struct event_base *base;
+static struct db *db;
+static int	 pending, nok, nerr, nedown;
+
+static int
+sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+sh(const char *fmt, ...)
+{
+	char	 cmd[2048];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	return system(cmd);
+}
+
+static int
+pg_ctl_start(void)
+{
+	return sh("cd / && %s %s/pg_ctl -D %s/data -w -t 30 -l %s/pg.log "
+	    "-o '-k %s -h 127.0.0.1 -p %d -c fsync=off' start >/dev/null",
+	    asuser, PG_BIN, dir, dir, dir, port);
+}
+
+static int
+pg_ctl_stop(void)
+{
+	return sh("cd / && %s %s/pg_ctl -D %s/data -w -t 30 -m fast stop "
+	    ">/dev/null 2>&1", asuser, PG_BIN, dir);
+}
+
+/* A loopback port nobody listens on now. */
+static int
+free_port(void)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 len = sizeof(sin);
+	int			 s, p = -1;
+
+	if ((s = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(s, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(s, (struct sockaddr *)&sin, &len) == 0)
+		p = ntohs(sin.sin_port);
+	close(s);
+	return p;
+}
+
+static int
+pg_setup(void)
+{
+	const char	*tmpl = getenv("CANOPY_PG_TEMPLATE");
+	struct passwd	*pw = NULL;
+	char		 path[128];
+
+	if (access(PG_BIN "/initdb", X_OK) != 0)
+		return -1;
+	if (geteuid() == 0) {
+		if ((pw = getpwnam("postgres")) == NULL)
+			return -1;
+		snprintf(asuser, sizeof(asuser), "runuser -u postgres --");
+	}
+	strlcpy(dir, "/tmp/t_db.XXXXXX", sizeof(dir));
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	if (pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "%s/PG_VERSION", tmpl ? tmpl : "");
+	if (tmpl != NULL && access(path, R_OK) == 0) {
+		if (sh("cp -a %s %s/data", tmpl, dir) != 0)
+			return -1;
+	} else if (sh("cd / && %s %s/initdb -D %s/data -U postgres -A trust "
+	    "-E UTF8 --locale=C.UTF-8 --no-sync >%s/initdb.log 2>&1",
+	    asuser, PG_BIN, dir, dir) != 0)
+		return -1;
+	if ((port = free_port()) == -1)
+		return -1;
+	if (pg_ctl_start() != 0)
+		return -1;
+	snprintf(conninfo, sizeof(conninfo), "host=127.0.0.1 port=%d "
+	    "dbname=postgres user=postgres", port);
+	return 0;
+}
+
+static void
+pg_teardown(void)
+{
+	if (dir[0] == '\0')
+		return;
+	pg_ctl_stop();
+	sh("rm -rf %s", dir);
+}
+
+static void
+done_cb(int rc, const char *err, void *arg)
+{
+	pending--;
+	if (rc == DB_OK)
+		nok++;
+	else if (rc == DB_EDOWN)
+		nedown++;
+	else
+		nerr++;
+}
+
+/* Runs the loop until cond() holds, or the deadline passes. */
+static int
+wait_for(int (*cond)(void), int ms)
+{
+	uint64_t	 end = mono_ms() + (uint64_t)ms;
+
+	while (!cond()) {
+		if (mono_ms() > end)
+			return -1;
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+		usleep(1000);
+	}
+	return 0;
+}
+
+static int c_ready(void) { return db_ready(db); }
+static int c_notready(void) { return !db_ready(db); }
+static int c_idle(void) { return pending == 0; }
+
+static int
+run_count(PGconn *c, void *arg, char *err, size_t errlen)
+{
+	PGresult	*r;
+	int		 rc;
+
+	r = db_exec(c, &rc, err, errlen, "SELECT count(*) FROM vservers",
+	    0, NULL);
+	if (r == NULL)
+		return rc;
+	*(long *)arg = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return DB_OK;
+}
+
+static int
+run_setup(PGconn *c, void *arg, char *err, size_t errlen)
+{
+	PGresult	*r;
+	int		 rc;
+
+	r = db_exec(c, &rc, err, errlen, "CREATE TABLE t_batch (v int)",
+	    0, NULL);
+	if (r == NULL)
+		return rc;
+	PQclear(r);
+	return DB_OK;
+}
+
+static int
+run_bad(PGconn *c, void *arg, char *err, size_t errlen)
+{
+	PGresult	*r;
+	int		 rc;
+
+	r = db_exec(c, &rc, err, errlen, "SELECT * FROM no_such_table",
+	    0, NULL);
+	PQclear(r);
+	return r ? DB_OK : rc;
+}
+
+static int
+run_sleep(PGconn *c, void *arg, char *err, size_t errlen)
+{
+	PGresult	*r;
+	int		 rc;
+
+	r = db_exec(c, &rc, err, errlen, "SELECT pg_sleep(0.1)", 0, NULL);
+	if (r == NULL)
+		return rc;
+	PQclear(r);
+	return DB_OK;
+}
+
+static size_t	 batch_largest;
+
+static int
+batch_run(PGconn *c, void **items, size_t n, char *err, size_t errlen)
+{
+	PGresult	*r;
+	const char	*params[1];
+	char		*buf, *p;
+	size_t		 i;
+	int		 rc;
+
+	if (n > batch_largest)
+		batch_largest = n;
+	if ((buf = malloc(n * 12 + 3)) == NULL)
+		return DB_ERR;
+	p = buf;
+	*p++ = '{';
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s%d", i ? "," : "", *(int *)items[i]);
+	*p++ = '}';
+	*p = '\0';
+	params[0] = buf;
+	if ((rc = db_begin(c, err, errlen)) != DB_OK) {
+		free(buf);
+		return rc;
+	}
+	r = db_exec(c, &rc, err, errlen,
+	    "INSERT INTO t_batch SELECT unnest($1::int[])", 1, params);
+	free(buf);
+	if (r == NULL) {
+		db_rollback(c);
+		return rc;
+	}
+	PQclear(r);
+	return db_commit(c, err, errlen);
+}
+
+static const struct db_batch_class batch_cls = { "t_batch", batch_run, 100 };
+
+static void
+t_migrate(void)
+{
+	PGconn		*c;
+	PGresult	*r;
+	char		 err[512];
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	CHECK(db_migrate(c, err, sizeof(err)) == 0);
+	/* Again: nothing to do, still fine. */
+	CHECK(db_migrate(c, err, sizeof(err)) == 0);
+	r = PQexec(c, "SELECT count(*), max(version) FROM schema_migrations");
+	CHECK(PQresultStatus(r) == PGRES_TUPLES_OK);
+	CHECK(atol(PQgetvalue(r, 0, 0)) == (long)migrations_count);
+	PQclear(r);
+
+	/* A schema newer than this binary is refused, and left alone. */
+	PQclear(PQexec(c, "INSERT INTO schema_migrations (version, name) "
+	    "VALUES (9999, '9999_future')"));
+	CHECK(db_migrate(c, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "9999") != NULL);
+	CHECK(PQtransactionStatus(c) == PQTRANS_IDLE);
+	PQclear(PQexec(c, "DELETE FROM schema_migrations WHERE "
+	    "version = 9999"));
+	PQfinish(c);
+}
+
+int
+main(void)
+{
+	static int	 vals[5000];
+	struct db_stats	 st;
+	long		 cnt = 0;
+	int		 i;
+
+	log_init("t_db", LOG_LVL_WARN, 0);
+	if (pg_setup() == -1) {
+		printf("t_db.c: skipped (cannot start PostgreSQL)\n");
+		pg_teardown();
+		return 0;
+	}
+	t_migrate();
+
+	evthread_use_pthreads();
+	base = event_base_new();
+	db = db_start(base, conninfo, 3);
+	CHECK(db != NULL);
+	CHECK(wait_for(c_ready, 15000) == 0);
+
+	pending = 2;
+	CHECK(db_submit(db, run_count, done_cb, &cnt) == 0);
+	CHECK(db_submit(db, run_setup, done_cb, NULL) == 0);
+	CHECK(wait_for(c_idle, 10000) == 0);
+	CHECK(cnt == 1 && nok == 2 && nerr == 0);
+
+	/* A statement error is DB_ERR, and the connection stays usable. */
+	nok = nerr = 0;
+	pending = 2;
+	CHECK(db_submit(db, run_bad, done_cb, NULL) == 0);
+	CHECK(db_submit(db, run_count, done_cb, &cnt) == 0);
+	CHECK(wait_for(c_idle, 10000) == 0);
+	CHECK(nok == 1 && nerr == 1 && nedown == 0);
+	nerr = 0;
+
+	/* Thousands of items become far fewer transactions. */
+	nok = 0;
+	for (i = 0; i < 5000; i++) {
+		vals[i] = i;
+		pending++;
+		if (db_submit_batch(db, &batch_cls, &vals[i], done_cb) == -1)
+			pending--;
+	}
+	CHECK(wait_for(c_idle, 30000) == 0);
+	CHECK(nok == 5000);
+	db_get_stats(db, &st);
+	CHECK(st.batch_items == 5000);
+	CHECK(st.batches < 1000);
+	CHECK(batch_largest <= 100);
+
+	/* PostgreSQL goes away: jobs fail with DB_EDOWN, quickly. */
+	CHECK(pg_ctl_stop() == 0);
+	nok = nedown = 0;
+	pending = 5;
+	for (i = 0; i < 5; i++)
+		CHECK(db_submit(db, run_count, done_cb, &cnt) == 0);
+	CHECK(wait_for(c_idle, 10000) == 0);
+	CHECK(nedown == 5 && nok == 0);
+	CHECK(wait_for(c_notready, 15000) == 0);
+	nedown = 0;
+	pending = 1;
+	CHECK(db_submit(db, run_count, done_cb, &cnt) == 0);
+	CHECK(wait_for(c_idle, 1000) == 0);
+	CHECK(nedown == 1);
+
+	/* And comes back: the workers reconnect on their own. */
+	CHECK(pg_ctl_start() == 0);
+	CHECK(wait_for(c_ready, 30000) == 0);
+	nok = nedown = 0;
+	pending = 1;
+	CHECK(db_submit(db, run_count, done_cb, &cnt) == 0);
+	CHECK(wait_for(c_idle, 10000) == 0);
+	CHECK(nok == 1);
+
+	/* db_stop finishes what is queued and delivers it on this thread. */
+	nok = 0;
+	pending = 6;
+	for (i = 0; i < 6; i++)
+		CHECK(db_submit(db, run_sleep, done_cb, NULL) == 0);
+	db_stop(db);
+	CHECK(pending == 0 && nok == 6);
+
+	event_base_free(base);
+	pg_teardown();
+	TEST_DONE();
+}
