@@ -35,7 +35,7 @@ HARDEN = -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fPIE
 LDSAN  =
 endif
 
-CPPFLAGS += -D_GNU_SOURCE -I. -Icommon -I$(BUILD)/gen
+CPPFLAGS += -D_GNU_SOURCE -I. -iquote common -I$(BUILD)/gen
 CFLAGS   += -std=c17 $(OPT) $(WARN) $(HARDEN) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS  += -pie -Wl,-z,relro -Wl,-z,now $(LDSAN)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
@@ -115,7 +115,7 @@ fuzz-build:
 	    EXTRA_CFLAGS=-fsanitize=fuzzer-no-link $(FUZZ_BUILD)/libcommon.a
 	@mkdir -p $(FUZZ_BUILD)/fuzz
 	@for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	    clang -std=c17 -g -O1 -D_GNU_SOURCE -I. -Icommon $(PKG_CFLAGS) \
+	    clang -std=c17 -g -O1 -D_GNU_SOURCE -I. -iquote common $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    $$f $(FUZZ_BUILD)/libcommon.a $(PKG_LIBS) -lpthread \
 	    -o $(FUZZ_BUILD)/fuzz/$$n || exit 1; done

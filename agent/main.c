@@ -43,7 +43,7 @@
 #include <openssl/ssl.h>
 
 #include "agent.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "pki.h"
@@ -343,7 +343,7 @@ cmd_run(int argc, char **argv)
 	socklen_t		 sslen;
 	SSL_CTX			*ctx;
 	char			 err[2048], host[256], ca[1200], crt[1200];
-	char			 key[1200], pid[32];
+	char			 key[1200], pid[32], hostname[256];
 	struct timeval		 tv;
 	int			 ch;
 
@@ -390,7 +390,10 @@ cmd_run(int argc, char **argv)
 	cfg.addr = (struct sockaddr *)&ss;
 	cfg.addrlen = sslen;
 	cfg.sni = host;
-	cfg.name = a.st.device_id;
+	if (gethostname(hostname, sizeof(hostname)) == -1)
+		strlcpy(hostname, a.st.device_id, sizeof(hostname));
+	hostname[sizeof(hostname) - 1] = '\0';
+	cfg.name = hostname;
 	cfg.reconnect = 1;
 	if ((a.sess = session_new(&cfg, &agent_hooks, &a)) == NULL)
 		fatalx("out of memory");

@@ -42,7 +42,7 @@
 
 #include "agent.h"
 #include "conn.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "util.h"

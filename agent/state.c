@@ -40,7 +40,7 @@
 #include <msgpack.h>
 
 #include "agent.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "util.h"

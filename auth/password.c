@@ -29,7 +29,7 @@
 #include <openssl/evp.h>
 
 #include "auth/auth.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "util.h"
 
 #define PW_PREFIX	"$scrypt$"

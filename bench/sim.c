@@ -46,7 +46,7 @@
 #include <openssl/ssl.h>
 
 #include "agent/agent.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "pki.h"

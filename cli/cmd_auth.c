@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "canopyctl.h"
-#include "limits.h"
+#include "canopy_limits.h"
 
 #define API	"/api/v1"
 

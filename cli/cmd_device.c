@@ -24,7 +24,7 @@
 #include <string.h>
 
 #include "canopyctl.h"
-#include "limits.h"
+#include "canopy_limits.h"
 
 #define API	"/api/v1"
 

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "canopyctl.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "util.h"
 
 #define API	"/api/v1"

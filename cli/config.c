@@ -30,7 +30,7 @@
 #include <unistd.h>
 
 #include "canopyctl.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "util.h"
 
 #define CONFIG_FILE	"config.json"

@@ -29,7 +29,7 @@
 #include <curl/curl.h>
 
 #include "canopyctl.h"
-#include "limits.h"
+#include "canopy_limits.h"
 
 struct buf {
 	char	*data;

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "util.h"
 

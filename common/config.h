@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 
 /*
  * canopyd.conf: one keyword per line, arguments separated by blanks, double

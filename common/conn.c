@@ -58,7 +58,7 @@
 
 #include "conn.h"
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 
@@ -324,6 +324,7 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 	struct conn	*c = arg;
 	char		 why[256];
 	size_t		 n;
+	int		 serr = errno;
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == CONN_HANDSHAKE)
@@ -333,7 +334,19 @@ conn_eventcb(struct bufferevent *bev, short what, void *arg)
 			conn_linger(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF)
+	if ((what & BEV_EVENT_EOF) && c->state == CONN_HANDSHAKE) {
+		/*
+		 * libevent reports a failed connect or a reset during the
+		 * handshake as a dirty shutdown, i.e. EOF; errno still says
+		 * which.
+		 */
+		if (serr != 0 && serr != EAGAIN && serr != EINPROGRESS)
+			snprintf(why, sizeof(why), "handshake: %s",
+			    strerror(serr));
+		else
+			snprintf(why, sizeof(why), "handshake: connection "
+			    "closed by peer");
+	} else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "connection closed by peer");
 	else if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof(why), "%s timeout%s",

@@ -18,7 +18,7 @@
 #include <stdio.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 
 int
 frame_header(const uint8_t *buf, size_t len, uint32_t max,

@@ -24,7 +24,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "msg.h"
 #include "util.h"
 
@@ -77,57 +77,61 @@ be_read(const uint8_t *p, size_t n)
 	return v;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+/*
+ * Length of the strict UTF-8 character at s (no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 if there is none.
+ */
+static size_t
+utf8_char(const uint8_t *s, size_t n)
+{
+	size_t		k, need;
+	uint32_t	cp, min;
+	uint8_t		c = s[0];
+
+	if (c < 0x80)
+		return 1;
+	if ((c & 0xe0) == 0xc0) {
+		need = 1;
+		cp = c & 0x1f;
+		min = 0x80;
+	} else if ((c & 0xf0) == 0xe0) {
+		need = 2;
+		cp = c & 0x0f;
+		min = 0x800;
+	} else if ((c & 0xf8) == 0xf0) {
+		need = 3;
+		cp = c & 0x07;
+		min = 0x10000;
+	} else
+		return 0;
+	if (n <= need)
+		return 0;
+	for (k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
+/* 0, -1 for invalid UTF-8 or -2 for a NUL, with *bad its offset. */
 static int
 utf8_check(const uint8_t *s, size_t n, size_t *bad)
 {
-	size_t		i = 0, k, need;
-	uint32_t	cp, min;
+	size_t	i = 0, l;
 
 	while (i < n) {
-		uint8_t	c = s[i];
-
-		if (c == 0) {
+		if (s[i] == 0) {
 			*bad = i;
 			return -2;
 		}
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0) {
-			need = 1;
-			cp = c & 0x1f;
-			min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2;
-			cp = c & 0x0f;
-			min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3;
-			cp = c & 0x07;
-			min = 0x10000;
-		} else {
+		if ((l = utf8_char(s + i, n - i)) == 0) {
 			*bad = i;
 			return -1;
 		}
-		if (n - i <= need) {
-			*bad = i;
-			return -1;
-		}
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80) {
-				*bad = i;
-				return -1;
-			}
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff ||
-		    (cp >= 0xd800 && cp <= 0xdfff)) {
-			*bad = i;
-			return -1;
-		}
-		i += need + 1;
+		i += l;
 	}
 	return 0;
 }
@@ -835,6 +839,36 @@ mp_str(msgpack_packer *pk, const char *s)
 
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
+}
+
+void
+mp_str_clean(msgpack_packer *pk, const char *s, size_t max)
+{
+	const uint8_t	*p = (const uint8_t *)s;
+	size_t		 n = strlen(s), i = 0, o = 0, l;
+	char		*buf;
+
+	if ((buf = malloc(n + 1)) == NULL) {
+		msgpack_pack_str(pk, 0);	/* keep the map well-formed */
+		return;
+	}
+	while (i < n) {
+		if ((l = utf8_char(p + i, n - i)) == 0) {
+			l = 1;		/* one '?' per bad byte */
+			if (o + 1 > max)
+				break;
+			buf[o++] = '?';
+		} else {
+			if (o + l > max)
+				break;
+			memcpy(buf + o, p + i, l);
+			o += l;
+		}
+		i += l;
+	}
+	msgpack_pack_str(pk, o);
+	msgpack_pack_str_body(pk, buf, o);
+	free(buf);
 }
 
 void

@@ -82,6 +82,12 @@ void	 mp_kv_str(msgpack_packer *, const char *k, const char *v);
 void	 mp_kv_uint(msgpack_packer *, const char *k, uint64_t v);
 void	 mp_kv_bool(msgpack_packer *, const char *k, int v);
 void	 mp_key(msgpack_packer *, const char *k);
+/*
+ * Packs text from the system (files, sysfs, utmp) as a string the peer will
+ * accept: invalid UTF-8 and NUL bytes become '?', and it is cut to at most
+ * max bytes at a character boundary.
+ */
+void	 mp_str_clean(msgpack_packer *, const char *s, size_t max);
 
 /* Whole messages used by both sides. */
 void	 msg_pack_error(msgpack_sbuffer *, const char *code, const char *message);

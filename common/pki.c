@@ -48,7 +48,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
@@ -1122,8 +1122,15 @@ tls_server_ctx(const struct pki *pki, int agent_port, char *err,
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		SSL_CTX_set_verify_depth(ctx, 2);
-	} else
+	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+		/* TLS 1.2: forward secrecy and AEAD only. */
+		if (SSL_CTX_set_cipher_list(ctx,
+		    "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+			sslerr(err, errlen, "cannot set the TLS 1.2 ciphers");
+			goto fail;
+		}
+	}
 	ERR_clear_error();
 	return ctx;
  fail:

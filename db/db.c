@@ -36,7 +36,7 @@
 #include <libpq-fe.h>
 
 #include "db/db.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "util.h"
 

@@ -28,7 +28,7 @@
 
 #include "db/db.h"
 #include "db/q_agents.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"

@@ -23,7 +23,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 
 /*
  * The HTTP API's statements.  Run on database worker threads only.  Each

@@ -32,7 +32,7 @@
 #include "auth/auth.h"
 #include "config.h"
 #include "db/db.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "srv/canopyd.h"
 #include "util.h"
 

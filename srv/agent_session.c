@@ -36,7 +36,7 @@
 #include "conn.h"
 #include "db/db.h"
 #include "db/q_agents.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "pki.h"

@@ -39,7 +39,7 @@
 #include <openssl/ssl.h>
 
 #include "canopyd.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "srv/agents_int.h"

@@ -33,7 +33,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
@@ -667,7 +667,6 @@ api_start(struct canopyd *cd, char *err, size_t errlen)
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET |
 	    EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
 	    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_default_content_type(api->http, "application/json");
 
 	for (i = 0; i < cd->conf->nlisten; i++) {
 		l = &cd->conf->listen[i];

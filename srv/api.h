@@ -27,7 +27,7 @@
 #include <libpq-fe.h>
 #include <openssl/ssl.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 
 #include "api_json.h"
 

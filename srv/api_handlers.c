@@ -22,7 +22,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "util.h"
 
@@ -176,10 +176,19 @@ api_auth_password(PGconn *conn, struct api_req *ar, struct api_auth *au,
     const char *user, const char *password, const char *vsname, char *err,
     size_t errlen)
 {
-	char	 until[QA_TS_LEN];
+	char	 until[QA_TS_LEN], vsbuf[API_NAME_MAX + 1];
+	const char *bs;
 	int	 rc, vs_id = 0, count = 0, ok;
 
 	au->method = "password";
+	/* tenant\alice names an account of a virtual server. */
+	if ((bs = strchr(user, '\\')) != NULL && bs != user &&
+	    (size_t)(bs - user) < sizeof(vsbuf) && bs[1] != '\0') {
+		memcpy(vsbuf, user, bs - user);
+		vsbuf[bs - user] = '\0';
+		vsname = vsbuf;
+		user = bs + 1;
+	}
 	rc = qa_vs_by_name(conn, vsname, &vs_id, err, errlen);
 	if (rc == DB_OK)
 		rc = qa_admin_by_name(conn, vs_id, user, &au->admin, err,

@@ -24,7 +24,7 @@
 
 #include <jansson.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "util.h"
 
 #include "api_json.h"

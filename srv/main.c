@@ -39,7 +39,7 @@
 
 #include "config.h"
 #include "db/db.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "srv/canopyd.h"

@@ -123,6 +123,12 @@ run_unit() {
 	for dir in build build/asan; do
 		label=unit
 		[ "$dir" = build/asan ] && label=asan
+		# 'make unit' builds no sanitizer variant: say so once.
+		if [ "$label" = asan ] && [ ! -d "$dir/tests" ] &&
+		    [ "$ONLY" = "  " ]; then
+			skip asan "build/asan not built: make asan"
+			continue
+		fi
 		for src in tests/unit/t_*.c; do
 			[ -f "$src" ] || continue
 			n=$(basename "$src" .c)
@@ -151,6 +157,10 @@ run_unit() {
 
 run_fuzz() {
 	local src n bin corpus log
+	if [ ! -d build/fuzz/fuzz ] && [ "$ONLY" = "  " ]; then
+		skip fuzz "build/fuzz not built: make fuzz-build"
+		return 0
+	fi
 	for src in tests/fuzz/fuzz_*.c; do
 		[ -f "$src" ] || continue
 		n=$(basename "$src" .c)

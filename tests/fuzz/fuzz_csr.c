@@ -59,6 +59,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	char	err[512];
 
+	(void)argc;
+	(void)argv;
 	log_init("fuzz_csr", LOG_LVL_WARN, 0);
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -26,7 +26,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "msg.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);

@@ -683,13 +683,17 @@ _lib_cleanup() {
 		rc=1
 	fi
 	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+		i=0
 		for f in "$TEST_DIR"/canopyd.log "$TEST_DIR"/agent-*.log \
 		    "$TEST_DIR"/postgres.log; do
 			[ -s "$f" ] || continue
 			echo "---- $(basename "$f") (last 12 lines)"
 			tail -n 12 "$f"
+			i=1
 		done
-		[ -s "$TEST_DIR/.failmsg" ] && cat "$TEST_DIR/.failmsg"
+		# Again, so that it ends the log.
+		[ "$i" = 1 ] && [ -s "$TEST_DIR/.failmsg" ] &&
+		    cat "$TEST_DIR/.failmsg"
 		[ "$_LIB_OWN_DIR" = 1 ] && echo "test directory kept: $TEST_DIR"
 	elif [ "$_LIB_OWN_DIR" = 1 ]; then
 		cd /
@@ -698,7 +702,16 @@ _lib_cleanup() {
 	exit "$rc"
 }
 
+# A command that fails under set -e outside any helper says which.
+_lib_on_err() {
+	[ "$BASHPID" = "$_LIB_MAIN_PID" ] || return 0
+	[ -s "$TEST_DIR/.failmsg" ] && return 0
+	echo "FAIL: $(basename "$0"):$2: '$3' exited with status $1" |
+	    tee -a "$TEST_DIR/.failmsg" >&2
+}
+
 trap _lib_cleanup EXIT
+trap '_lib_on_err $? $LINENO "$BASH_COMMAND"' ERR
 trap 'exit 143' TERM
 trap 'exit 130' INT
 step "$TEST_NAME in $TEST_DIR, binaries from $CANOPY_BUILD"

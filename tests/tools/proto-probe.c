@@ -48,7 +48,7 @@
 #include <openssl/ssl.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "msg.h"
 #include "pki.h"
 

@@ -19,7 +19,7 @@
 
 #include <jansson.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "util.h"
 
 #include "srv/api_json.h"

@@ -38,7 +38,7 @@
 
 #include "conn.h"
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "msg.h"
 #include "pki.h"
@@ -535,6 +535,35 @@ test_bad_frames(void)
 }
 
 static void
+test_refused(void)
+{
+	struct sockaddr_in	 sin;
+	socklen_t		 slen = sizeof(sin);
+	struct bufferevent	*bev;
+	int			 fd;
+
+	/* A port nobody listens on: bound, never listening. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&sin, &slen) == 0);
+	side_reset(&cli, M_NONE);
+	bev = bufferevent_openssl_socket_new(base, -1, SSL_new(cli_anon),
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	CHECK(bufferevent_socket_connect(bev, (struct sockaddr *)&sin,
+	    sizeof(sin)) == 0);
+	cli.c = conn_new(bev, FRAME_MAX_DEFAULT, &cbs, &cli);
+	WAIT(cli.closed, WAIT_MS);
+	CHECK(cli.closed == 1 && cli.ready == 0);
+	CHECK(strstr(cli.why, "refused") != NULL);
+	if (strstr(cli.why, "refused") == NULL)
+		fprintf(stderr, "refused: %s\n", cli.why);
+	close(fd);
+}
+
+static void
 test_client_certs(void)
 {
 	/* Signed by another CA: the handshake fails. */
@@ -557,9 +586,24 @@ test_client_certs(void)
 	CHECK(conn_send(cli.c, "hi", 2) == 0);
 	WAIT(cli.nframes == 1, WAIT_MS);
 	CHECK(cli.nframes == 1);
+	/* Gone without close_notify: an ordinary EOF for the server. */
 	conn_close(cli.c, "done", 0);
 	WAIT(srv.closed && cli.closed, WAIT_MS);
 	CHECK(srv.closed == 1 && cli.closed == 1);
+	CHECK_STR(srv.why, "connection closed by peer");
+
+	/* Idle past the read timeout. */
+	side_reset(&srv, M_NONE);
+	side_reset(&cli, M_NONE);
+	CHECK(client_connect(cli_cert, &cli) != NULL);
+	WAIT(srv.ready && cli.ready, WAIT_MS);
+	CHECK(srv.c != NULL);
+	if (srv.c != NULL)
+		conn_set_timeout(srv.c, 1);
+	WAIT(srv.closed && cli.closed, WAIT_MS);
+	CHECK(srv.closed == 1 && cli.closed == 1);
+	CHECK_STR(srv.why, "read timeout");
+	CHECK_STR(cli.why, "connection closed by peer");
 }
 
 static void
@@ -748,6 +792,7 @@ main(void)
 	test_exchange();
 	test_close_in_callbacks();
 	test_bad_frames();
+	test_refused();
 	test_client_certs();
 	test_highwater();
 	test_memory();

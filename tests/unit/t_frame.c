@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "test.h"
 
 static int

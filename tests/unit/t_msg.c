@@ -22,7 +22,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "msg.h"
 #include "test.h"
 
@@ -662,10 +662,39 @@ test_pack_error(void)
 	free(longmsg);
 }
 
+static void
+test_str_clean(void)
+{
+	struct msg	 m;
+	const char	*p;
+	size_t		 n;
+
+	start();
+	mp_begin(&pk, MSG_HEARTBEAT, 3);
+	mp_kv_uint(&pk, "seq", 1);
+	mp_key(&pk, "x");
+	mp_str_clean(&pk, "a\xff\xc3\xa9" "b\xed\xa0\x80", 100);
+	CHECK(decode(&m) == 0);
+	CHECK((p = msg_strp(&m, "x", &n)) != NULL && n == 8 &&
+	    memcmp(p, "a?\xc3\xa9" "b???", 8) == 0);
+	msg_free(&m);
+
+	/* Cut at max, never inside a character. */
+	start();
+	mp_begin(&pk, MSG_HEARTBEAT, 3);
+	mp_kv_uint(&pk, "seq", 1);
+	mp_key(&pk, "x");
+	mp_str_clean(&pk, "ab\xc3\xa9", 3);
+	CHECK(decode(&m) == 0);
+	CHECK((p = msg_strp(&m, "x", &n)) != NULL && n == 2);
+	msg_free(&m);
+}
+
 int
 main(void)
 {
 	msgpack_sbuffer_init(&sb);
+	test_str_clean();
 	test_each_type();
 	test_structure();
 	test_schema();

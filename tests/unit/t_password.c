@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "auth/auth.h"
-#include "limits.h"
+#include "canopy_limits.h"
 #include "test.h"
 
 /* scrypt("password", "NaCl", N=1024, r=8, p=16, 64): RFC 7914 section 12. */

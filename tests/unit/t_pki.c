@@ -32,7 +32,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "limits.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
@@ -571,9 +571,41 @@ test_threads(const struct pki *pki)
 	free(csr_pem);
 }
 
+/* A handshake over an in-memory BIO pair; 1 if both ends finish. */
+static int
+handshake(SSL_CTX *sctx, SSL_CTX *cctx, int client_max)
+{
+	SSL	*s, *c;
+	BIO	*sb, *cb;
+	int	 i, rs = 0, rc = 0, ok;
+
+	s = SSL_new(sctx);
+	c = SSL_new(cctx);
+	if (s == NULL || c == NULL || BIO_new_bio_pair(&sb, 0, &cb, 0) != 1)
+		return 0;
+	SSL_set_bio(s, sb, sb);
+	SSL_set_bio(c, cb, cb);
+	if (client_max != 0)
+		SSL_set_max_proto_version(c, client_max);
+	SSL_set_accept_state(s);
+	SSL_set_connect_state(c);
+	for (i = 0; i < 20 && (rs != 1 || rc != 1); i++) {
+		if (rc != 1)
+			rc = SSL_do_handshake(c);
+		if (rs != 1)
+			rs = SSL_do_handshake(s);
+	}
+	ok = rs == 1 && rc == 1;
+	SSL_free(s);
+	SSL_free(c);
+	ERR_clear_error();
+	return ok;
+}
+
 static void
 test_tls_ctx(const char *dir, const struct pki *pki)
 {
+	SSL_CTX	*agent, *api, *cli;
 	SSL_CTX	*ctx;
 	char	 err[512], ca[1200];
 
@@ -601,6 +633,42 @@ test_tls_ctx(const char *dir, const struct pki *pki)
 	CHECK(tls_client_ctx("/nonexistent/ca.pem", NULL, NULL, err,
 	    sizeof(err)) == NULL);
 	CHECK(strstr(err, "/nonexistent/ca.pem") != NULL);
+
+	/* Real handshakes: TLS 1.3 on the agent port, 1.2 also on the API. */
+	agent = tls_server_ctx(pki, 1, err, sizeof(err));
+	api = tls_server_ctx(pki, 0, err, sizeof(err));
+	cli = SSL_CTX_new(TLS_client_method());
+	SSL_CTX_load_verify_locations(cli, ca, NULL);
+	SSL_CTX_set_verify(cli, SSL_VERIFY_PEER, NULL);
+	CHECK(handshake(agent, cli, 0));
+	CHECK(!handshake(agent, cli, TLS1_2_VERSION));
+	CHECK(handshake(api, cli, 0));
+	CHECK(handshake(api, cli, TLS1_2_VERSION));
+	CHECK(!handshake(api, cli, TLS1_1_VERSION));
+	SSL_CTX_free(cli);
+	/* The pinned client refuses a server of another CA. */
+	cli = tls_client_ctx(ca, NULL, NULL, err, sizeof(err));
+	CHECK(handshake(agent, cli, 0));
+	SSL_CTX_free(cli);
+	{
+		struct pki	 o;
+		char		 odir[1200], oca[1300];
+		SSL_CTX		*oagent;
+
+		snprintf(odir, sizeof(odir), "%s.other", dir);
+		snprintf(oca, sizeof(oca), "%s/ca.pem", odir);
+		CHECK(pki_init(odir, "o", err, sizeof(err)) == 0);
+		CHECK(pki_load(odir, &o, err, sizeof(err)) == 0);
+		oagent = tls_server_ctx(&o, 1, err, sizeof(err));
+		cli = tls_client_ctx(ca, NULL, NULL, err, sizeof(err));
+		CHECK(!handshake(oagent, cli, 0));
+		SSL_CTX_free(cli);
+		SSL_CTX_free(oagent);
+		pki_free(&o);
+		rm_dir(odir);
+	}
+	SSL_CTX_free(agent);
+	SSL_CTX_free(api);
 }
 
 /* Never a new CA beside an existing server certificate. */

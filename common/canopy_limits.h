@@ -126,16 +126,3 @@
 
 #endif
 
-/*
- * With -Icommon, <limits.h> in any system header (msgpack's among them)
- * finds this file; hand on to the system's so that CHAR_MIN, INT_MAX,
- * PATH_MAX and friends exist too.  Outside the guard on purpose.
- */
-#ifdef __clang__
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Winclude-next-absolute-path"
-#endif
-#include_next <limits.h>
-#ifdef __clang__
-#pragma clang diagnostic pop
-#endif
