@@ -134,6 +134,7 @@ check: deps
 	@./tests/run.sh
 
 unit: all
+	@$(MAKE) --no-print-directory asan
 	@./tests/run.sh unit
 
 demo: deps all

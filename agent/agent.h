@@ -198,7 +198,10 @@ struct conn *agent_connect(struct event_base *, SSL_CTX *, X509 *cert,
 	    EVP_PKEY *key, const struct sockaddr *, socklen_t, const char *sni,
 	    const struct conn_cb *, void *arg, SSL **sslp);
 
-/* Resolves "host:port" (or "[v6]:port") to the first address; blocking. */
+/*
+ * Resolves "host:port" (or "[v6]:port") to the first address; blocking.
+ * -1 when the name does not resolve, -2 when the text is malformed.
+ */
 int	 agent_resolve(const char *hostport, struct sockaddr_storage *,
 	    socklen_t *, char *host, size_t hostlen, char *err, size_t errlen);
 

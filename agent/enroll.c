@@ -298,7 +298,7 @@ enroll_run(const char *server, const char *ca_file, const char *token,
 	strlcpy(r.err, "enrolment did not finish", sizeof(r.err));
 	*key_pem = *cert_pem = NULL;
 	if (agent_resolve(server, &ss, &sslen, host, sizeof(host), err,
-	    errlen) == -1)
+	    errlen) != 0)
 		return -1;
 	if ((ctx = tls_client_ctx(ca_file, NULL, NULL, e2,
 	    sizeof(e2))) == NULL) {

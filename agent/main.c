@@ -26,6 +26,7 @@
  *   canopy-agent status [--state-dir DIR]
  */
 
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -50,6 +51,7 @@
 #include "util.h"
 
 #define PEM_MAX		(64u * 1024)
+#define AGENT_NOTIFY_DELAY_MS	50	/* new event files: scan this soon */
 
 static void __attribute__((noreturn))
 usage(void)
@@ -175,6 +177,8 @@ struct agent {
 	msgpack_sbuffer		 inv;
 	char			 inv_hash[65];
 	struct event		*ev_scan, *ev_inv, *ev_term, *ev_int, *ev_hup;
+	struct event		*ev_notify, *ev_soon;
+	int			 notify_fd;
 	int			 exit_code;
 };
 
@@ -313,6 +317,22 @@ on_scan_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A file renamed into events/: pick it up now rather than at the next scan. */
+static void
+on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	char	 buf[4096];
+
+	struct agent	*a = arg;
+	struct timeval	 tv = { 0, AGENT_NOTIFY_DELAY_MS * 1000 };
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	/* A burst of new files costs one scan. */
+	if (!evtimer_pending(a->ev_soon, NULL))
+		evtimer_add(a->ev_soon, &tv);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -345,7 +365,8 @@ cmd_run(int argc, char **argv)
 	char			 err[2048], host[256], ca[1200], crt[1200];
 	char			 key[1200], pid[32], hostname[256];
 	struct timeval		 tv;
-	int			 ch;
+	uint32_t		 backoff;
+	int			 ch, rv;
 
 	while ((ch = getopt_long(argc, argv, "dv", opts, NULL)) != -1) {
 		switch (ch) {
@@ -363,9 +384,22 @@ cmd_run(int argc, char **argv)
 	msgpack_sbuffer_init(&a.inv);
 	if (state_load(dir, &a.st, err, sizeof(err)) == -1)
 		fatalx("%s", err);
-	if (agent_resolve(a.st.server, &ss, &sslen, host, sizeof(host), err,
-	    sizeof(err)) == -1)
-		fatalx("%s", err);
+	/* Before the loop exists: a name that does not resolve yet (DNS not
+	 * up at boot) is waited for, with the same backoff as reconnects. */
+	for (backoff = AGENT_BACKOFF_MIN_MS; (rv = agent_resolve(a.st.server,
+	    &ss, &sslen, host, sizeof(host), err, sizeof(err))) != 0; ) {
+		uint32_t	 ms = AGENT_BACKOFF_MIN_MS +
+		    arc4random_uniform(backoff - AGENT_BACKOFF_MIN_MS + 1);
+
+		if (rv == -2)
+			fatalx("%s/state.json: %s", dir, err);
+		log_warnx("%s; trying again in %u ms", err, ms);
+		usleep(ms * 1000);
+		if (backoff < AGENT_BACKOFF_MAX_MS / 2)
+			backoff *= 2;
+		else
+			backoff = AGENT_BACKOFF_MAX_MS;
+	}
 	state_path(&a.st, "ca.pem", ca, sizeof(ca));
 	state_path(&a.st, "agent.pem", crt, sizeof(crt));
 	state_path(&a.st, "agent.key", key, sizeof(key));
@@ -412,6 +446,23 @@ cmd_run(int argc, char **argv)
 	evtimer_add(a.ev_inv, &tv);
 	evsignal_add(a.ev_term, NULL);
 	evsignal_add(a.ev_int, NULL);
+	a.notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (a.notify_fd != -1) {
+		char	 evdir[1200];
+
+		snprintf(evdir, sizeof(evdir), "%s/events", dir);
+		if (inotify_add_watch(a.notify_fd, evdir, IN_MOVED_TO) == -1) {
+			log_warn("inotify %s (scanning every %d ms instead)",
+			    evdir, AGENT_QUEUE_SCAN_MS);
+			close(a.notify_fd);
+			a.notify_fd = -1;
+		} else {
+			a.ev_notify = event_new(a.base, a.notify_fd,
+			    EV_READ | EV_PERSIST, on_notify, &a);
+			a.ev_soon = evtimer_new(a.base, on_scan_timer, &a);
+			event_add(a.ev_notify, NULL);
+		}
+	}
 	evsignal_add(a.ev_hup, NULL);
 
 	log_info("device %s, server %s, %zu queued event(s)",
@@ -427,6 +478,12 @@ cmd_run(int argc, char **argv)
 	event_free(a.ev_term);
 	event_free(a.ev_int);
 	event_free(a.ev_hup);
+	if (a.ev_notify != NULL) {
+		event_free(a.ev_notify);
+		event_free(a.ev_soon);
+	}
+	if (a.notify_fd != -1)
+		close(a.notify_fd);
 	event_base_free(a.base);
 	evq_close(a.evq);
 	msgpack_sbuffer_destroy(&a.inv);

@@ -145,7 +145,7 @@ agent_resolve(const char *hostport, struct sockaddr_storage *ss,
 	return 0;
 bad:
 	snprintf(err, errlen, "%s: expected HOST:PORT", hostport);
-	return -1;
+	return -2;
 }
 
 static int

@@ -98,6 +98,7 @@ struct sim {
 
 	/* connection */
 	int			 conn_next, conn_active, connected;
+	char			 conn_err[256];	/* the first failure */
 	uint64_t		 conn_start_us, conn_end_us;
 
 	/* run */
@@ -137,7 +138,8 @@ usage(void)
 	    "--token T --agents N --dir DIR\n"
 	    "                  [--duration S] [--sync-interval-ms MS] "
 	    "[--changed PCT] [--hold]\n"
-	    "                  [--json] [-v]\n");
+	    "                  [--json] [-v]\n"
+	    "--duration 0 runs until SIGTERM or SIGINT.\n");
 	exit(1);
 }
 
@@ -343,6 +345,8 @@ hook_down(struct session *s, void *arg, const char *why)
 		/* Failed before its first hello: count it and move on. */
 		a->ever_up = 1;
 		S.errors++;
+		if (S.conn_err[0] == '\0')
+			strlcpy(S.conn_err, why, sizeof(S.conn_err));
 		S.conn_active--;
 		sim_connect_more();
 	}
@@ -570,7 +574,8 @@ sim_connect_more(void)
 			log_info("%d agent(s) connected in %.2f s", S.connected,
 			    (S.conn_end_us - S.conn_start_us) / 1e6);
 		if (S.connected == 0) {
-			log_warnx("no agent could connect");
+			log_warnx("no agent could connect%s%s",
+			    S.conn_err[0] ? ": " : "", S.conn_err);
 			sim_stop();
 			return;
 		}
@@ -729,6 +734,9 @@ sim_report(void)
 	if (S.enroll_err[0] != '\0')
 		json_object_set_new(o, "enroll_error",
 		    json_string(S.enroll_err));
+	if (S.conn_err[0] != '\0')
+		json_object_set_new(o, "connect_error",
+		    json_string(S.conn_err));
 	if (S.json) {
 		json_dumpf(o, stdout, JSON_COMPACT);
 		printf("\n");
@@ -881,7 +889,7 @@ main(int argc, char **argv)
 	if (mkdir_p(S.dir, 0700) == -1)
 		fatal("%s", S.dir);
 	if (agent_resolve(S.server, &S.ss, &S.sslen, S.host, sizeof(S.host),
-	    err, sizeof(err)) == -1)
+	    err, sizeof(err)) != 0)
 		fatalx("%s", err);
 	if ((S.ctx = tls_client_ctx(S.ca, NULL, NULL, err,
 	    sizeof(err))) == NULL)

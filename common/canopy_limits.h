@@ -70,6 +70,7 @@
 #define API_MAX_BODY_MIN	(4u * 1024)
 #define API_MAX_BODY_MAX	(64u * 1024 * 1024)
 #define API_MAX_HEADERS		8192
+#define API_BODY_SLACK		(1u * 1024 * 1024) /* over api-max-body: JSON 413 */
 #define API_PAGE_DEFAULT	100
 #define API_PAGE_MAX		1000
 #define API_NAME_MAX		255

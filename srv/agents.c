@@ -308,6 +308,13 @@ agents_start(struct canopyd *cd, char *err, size_t errlen)
 		snprintf(err, errlen, "agents: TLS: %s", e);
 		goto fail;
 	}
+	/*
+	 * Agents do not resume TLS sessions: no tickets, no server-side
+	 * cache, so no session (holding the peer's certificate) outlives
+	 * its connection or costs memory beside it.
+	 */
+	SSL_CTX_set_session_cache_mode(ag->ssl_ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ag->ssl_ctx, 0);
 	if ((ag->resume_ev = evtimer_new(cd->base, agents_resume, ag)) ==
 	    NULL) {
 		snprintf(err, errlen, "agents: cannot create a timer");

@@ -2,6 +2,7 @@
 # Copyright (c) 2026 The Canopy Authors.  ISC licence: see LICENSE.
 #
 # tests/run.sh [unit|fuzz|integration|all] [NAME...]
+# tests/run.sh NAME...
 #
 # Runs the tests of an already built tree (make check builds build/,
 # build/asan/ and build/fuzz/fuzz/ first):
@@ -26,9 +27,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 2
 
 what=${1:-all}
-[ $# -gt 0 ] && shift
 case $what in
-unit|fuzz|integration|all) ;;
+unit|fuzz|integration|all) [ $# -gt 0 ] && shift ;;
+t_*|fuzz_*) what=all ;;		# just names: look for them everywhere
 *)
 	echo "usage: tests/run.sh [unit|fuzz|integration|all] [NAME...]" >&2
 	exit 2

@@ -63,6 +63,8 @@
 #   metrics                       print /metrics
 #   metric NAME                   print the value of metric NAME (first
 #                                 sample, labels ignored); fails if absent
+#   metric_is NAME VALUE          true if metric NAME is VALUE (for wait_for)
+#   AGENTS_METRIC                 the name of the connected-agents gauge
 #
 #   admin_create NAME PASSWORD    canopyd -c CONF admin-add NAME (password on
 #                                 stdin); also makes it the account that api
@@ -80,7 +82,8 @@
 #   api_header NAME               print every value of response header NAME
 #                                 of the last request, one a line
 #   assert_status CODE [WHAT]     the last request's status was CODE
-#   assert_error_body [WHAT]      the last body is {"error":{"code","message"}}
+#   assert_error_body [WHAT]      the last answer is JSON (Content-Type too):
+#                                 {"error":{"code","message"}}
 #   json EXPR [JSON]              jq -r EXPR on JSON (default: $API_BODY)
 #
 #   token_create [USES]           POST /api/v1/enrollment-tokens; sets
@@ -130,7 +133,7 @@ fi
 mkdir -p "$TEST_DIR"
 chmod 755 "$TEST_DIR"
 export CANOPY_TEST_DIR=$TEST_DIR	# run.sh finds strays by it
-cd "$TEST_DIR"
+cd "$TEST_DIR" || exit 1
 
 _LIB_MAIN_PID=$$
 _LIB_PIDS=""
@@ -242,8 +245,8 @@ _untrack_pid() {
 
 # True while PID runs (a zombie does not count).
 _pid_running() {
-	local a b st
-	read -r a b st _ 2>/dev/null <"/proc/$1/stat" || return 1
+	local st
+	read -r _ _ st _ 2>/dev/null <"/proc/$1/stat" || return 1
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
@@ -300,6 +303,7 @@ pg_start() {
 		PG_SOCK=$TEST_DIR/s
 	else
 		PG_SOCK=$(mktemp -d /tmp/cnps.XXXXXX)
+		_LIB_RM_SOCK=$PG_SOCK
 	fi
 	mkdir -p "$PG_SOCK"
 	chown postgres "$PG_SOCK"
@@ -414,8 +418,7 @@ canopyd_stop() {
 canopyd_kill() {
 	[ -n "$CANOPYD_PID" ] || return 0
 	kill -KILL "$CANOPYD_PID" 2>/dev/null || true
-	wait_for "canopyd to die on SIGKILL" 10 _pid_gone "$CANOPYD_PID"
-	_reap "$CANOPYD_PID"
+	_reap "$CANOPYD_PID"	# at once: see stop_pid
 	_untrack_pid "$CANOPYD_PID"
 	CANOPYD_PID=""
 }
@@ -438,7 +441,7 @@ metric() {
 	echo "$v"
 }
 
-_metric_is() {
+metric_is() {
 	[ "$(_metric_value "$1")" = "$2" ]
 }
 
@@ -529,6 +532,8 @@ assert_error_body() {
 	    (.error.code | type == "string" and test("^[a-z][a-z0-9_]*$")) and
 	    (.error.message | type == "string" and length > 0)' >/dev/null 2>&1 ||
 	    fail "${1:-error} body is not {\"error\":{\"code\",\"message\"}}: $API_BODY"
+	assert_contains "$(api_header Content-Type)" application/json \
+	    "${1:-error}: Content-Type"
 }
 
 json() {
@@ -677,6 +682,7 @@ _lib_cleanup() {
 	if [ -n "$PG_DATA" ] && [ -f "$PG_DATA/postmaster.pid" ]; then
 		_pg_ctl -D "$PG_DATA" -m immediate -w -t 20 stop >/dev/null 2>&1
 	fi
+	[ -n "${_LIB_RM_SOCK:-}" ] && rm -rf "$_LIB_RM_SOCK"
 	if [ "$rc" = 0 ] && ! _lib_scan_logs; then
 		echo "FAIL: a sanitizer reported an error (see above)" |
 		    tee -a "$TEST_DIR/.failmsg"

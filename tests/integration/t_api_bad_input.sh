@@ -92,6 +92,16 @@ api POST /api/v1/enrollment-tokens '{"group":"/No such group"}' >/dev/null
 assert_match "$API_STATUS" '^(400|404)$' "an enrolment token for a missing group"
 assert_error_body "an enrolment token for a missing group"
 
+step "bad query parameters name the parameter"
+for q in limit=abc limit=-1 limit=0 limit=1001 limit=99999999999999999999; do
+	api GET "/api/v1/devices?$q" >/dev/null
+	assert_status 400 "GET /devices?$q"
+	assert_error_body "GET /devices?$q"
+	assert_contains "$(json .error.message)" limit "the error message for ?$q"
+done
+api GET "/api/v1/devices?limit=1000" >/dev/null
+assert_status 200 "GET /devices?limit=1000"
+
 step "a body over api-max-body: 413"
 pad=$(head -c 6000 /dev/zero | tr '\0' x)
 printf '{"uses":1,"comment":"%s"}' "$pad" >big.json

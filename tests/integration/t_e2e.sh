@@ -43,7 +43,20 @@ devices_are() {
 wait_for "3 devices in GET /api/v1/devices" 60 devices_are 3
 ids=$(json '.devices[].id' | sort)
 assert_eq 3 "$(printf '%s\n' "$ids" | sort -u | wc -l)" "distinct device ids"
-wait_for "$AGENTS_METRIC to be 3" 60 _metric_is "$AGENTS_METRIC" 3
+wait_for "$AGENTS_METRIC to be 3" 60 metric_is "$AGENTS_METRIC" 3
+
+step "paging"
+api GET "/api/v1/devices?limit=2" >/dev/null
+assert_status 200 "GET /devices?limit=2"
+assert_eq 2 "$(json '.devices | length')" "devices on the first page of 2"
+page1=$(json '.devices[].id')
+next=$(json '.next // empty')
+[ -n "$next" ] || fail "GET /devices?limit=2 of 3 has no next cursor: $API_BODY"
+api GET "/api/v1/devices?limit=2&cursor=$(printf %s "$next" | jq -sRr @uri)" >/dev/null
+assert_status 200 "GET /devices?cursor="
+assert_eq 1 "$(json '.devices | length')" "devices on the second page"
+assert_eq "$ids" "$(printf '%s\n%s\n' "$page1" "$(json '.devices[].id')" | sort)" \
+    "the two pages together"
 
 step "the token's three uses are spent"
 rc=0
@@ -106,6 +119,15 @@ rc=0
 ctl device show 00000000-0000-4000-8000-000000000000 >ctl-missing.out 2>&1 || rc=$?
 assert_ne 0 "$rc" "exit status of canopyctl device show on an unknown id"
 
+tok_out=$(ctl --json enroll-token create --uses 1 --ca-out "$TEST_DIR/ctl-ca.pem") ||
+    fail "canopyctl enroll-token create failed"
+ctl_tok=$(json .token "$tok_out")
+assert_eq 1 "$(pg_sql "SELECT uses_left FROM enrollment_tokens WHERE token_hash = encode(sha256('$ctl_tok'::bytea), 'hex')")" \
+    "the token from canopyctl enroll-token create, in the database"
+ctl_fpr=$(openssl x509 -in ctl-ca.pem -noout -fingerprint -sha256 | sed 's/.*=//') ||
+    fail "canopyctl enroll-token create --ca-out wrote no certificate"
+assert_eq "$ca_fpr" "$ctl_fpr" "the CA written by canopyctl enroll-token create --ca-out"
+
 step "whoami"
 api GET /api/v1/whoami >/dev/null
 assert_status 200 "GET /whoami"
@@ -131,5 +153,5 @@ for a in a1 a2 a3; do
 	agent_stop "$a"
 done
 wait_for "$AGENTS_METRIC to be 0 after the agents stopped" 30 \
-    _metric_is "$AGENTS_METRIC" 0
+    metric_is "$AGENTS_METRIC" 0
 canopyd_stop

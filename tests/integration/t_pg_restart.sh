@@ -19,7 +19,7 @@ for a in a1 a2; do
 	agent_enroll "$a" "$token"
 	agent_start "$a"
 done
-wait_for "$AGENTS_METRIC to be 2" 60 _metric_is "$AGENTS_METRIC" 2
+wait_for "$AGENTS_METRIC to be 2" 60 metric_is "$AGENTS_METRIC" 2
 
 events_stored() {
 	pg_sql "SELECT count(*) FROM events WHERE type = 'pgtest'"

@@ -18,7 +18,7 @@ for a in a1 a2 a3; do
 	agent_enroll "$a" "$token"
 	agent_start "$a"
 done
-wait_for "$AGENTS_METRIC to be 3" 60 _metric_is "$AGENTS_METRIC" 3
+wait_for "$AGENTS_METRIC to be 3" 60 metric_is "$AGENTS_METRIC" 3
 all_seen() {
 	[ "$(pg_sql "SELECT count(*) FROM devices WHERE last_seen IS NOT NULL")" = 3 ]
 }
@@ -39,7 +39,7 @@ step "start it again"
 canopyd_start
 assert_eq "$ca_before" "$(cat "$CANOPYD_STATE/ca.pem")" "the CA after a restart"
 wait_for "the 3 agents to reconnect ($AGENTS_METRIC = 3)" 90 \
-    _metric_is "$AGENTS_METRIC" 3
+    metric_is "$AGENTS_METRIC" 3
 seen_since() {
 	[ "$(pg_sql "SELECT count(*) FROM devices WHERE last_seen > '$t0'")" = 3 ]
 }
@@ -60,7 +60,7 @@ canopyd_kill
 t0=$(pg_sql "SELECT now()")
 canopyd_start
 wait_for "the 3 agents to reconnect after SIGKILL" 90 \
-    _metric_is "$AGENTS_METRIC" 3
+    metric_is "$AGENTS_METRIC" 3
 wait_for "last_seen to advance after the SIGKILL restart" 60 seen_since
 
 for a in a1 a2 a3; do

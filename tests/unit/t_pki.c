@@ -424,6 +424,42 @@ test_sign(const struct pki *pki)
 		free(copy);
 	}
 
+	/* The CSR's extensions are ignored: asking to be a CA gets nothing. */
+	{
+		EVP_PKEY	*k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+		X509_REQ	*req = X509_REQ_new();
+		STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+		BIO		*bio = BIO_new(BIO_s_mem());
+		char		*data;
+		long		 n;
+
+		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_basic_constraints, "critical,CA:TRUE"));
+		sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(NULL, NULL,
+		    NID_subject_alt_name, "DNS:evil.example"));
+		X509_REQ_add_extensions(req, exts);
+		X509_REQ_set_pubkey(req, k);
+		X509_REQ_sign(req, k, EVP_sha256());
+		PEM_write_bio_X509_REQ(bio, req);
+		n = BIO_get_mem_data(bio, &data);
+		pem = pki_sign_csr(pki, data, (size_t)n, "dev-125", 1, err,
+		    sizeof(err));
+		CHECK(pem != NULL);
+		if (pem != NULL && (x = pem_cert(pem)) != NULL) {
+			CHECK(X509_check_ca(x) == 0);
+			CHECK(X509_get_ext_by_NID(x, NID_subject_alt_name,
+			    -1) < 0);
+			CHECK(X509_check_host(x, "evil.example", 0, 0,
+			    NULL) != 1);
+			X509_free(x);
+		}
+		free(pem);
+		BIO_free(bio);
+		sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+		X509_REQ_free(req);
+		EVP_PKEY_free(k);
+	}
+
 	/* Bad arguments. */
 	CHECK(pki_sign_csr(pki, csr_pem, strlen(csr_pem), "", 1, err,
 	    sizeof(err)) == NULL);
