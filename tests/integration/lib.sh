@@ -18,6 +18,8 @@
 #   CANOPY_TEST_DIR     the test's fresh directory (default: a new /tmp dir,
 #                       removed when the test passes)
 #   CANOPY_PG_TEMPLATE  an initdb'd data directory to copy (default: initdb)
+#   CANOPY_PG_OPTS      postgres options (default: -c fsync=off)
+#   CANOPYD_FLAGS       canopyd's flags besides -c (default: -d)
 #
 # Functions (they fail the test themselves; nothing needs "|| fail"):
 #   fail MSG...                   print MSG, fail the test now
@@ -290,7 +292,7 @@ _pg_ctl() {
 
 _pg_ctl_start() {
 	_pg_ctl -D "$PG_DATA" -l "$TEST_DIR/postgres.log" -w -t 60 \
-	    -o "-k $PG_SOCK -h 127.0.0.1 -p $PG_PORT -c fsync=off" start \
+	    -o "-k $PG_SOCK -h 127.0.0.1 -p $PG_PORT ${CANOPY_PG_OPTS--c fsync=off}" start \
 	    >>"$TEST_DIR/pg_ctl.log" 2>&1 ||
 	    fail "PostgreSQL did not start: $(tail -n 20 "$TEST_DIR/postgres.log")"
 }
@@ -400,7 +402,8 @@ canopyd_start() {
 	[ -z "$CANOPYD_PID" ] || ! canopyd_alive ||
 	    fail "canopyd_start: canopyd is already running"
 	echo "---- canopyd start $(date +%T)" >>"$CANOPYD_LOG"
-	"$CANOPY_BUILD/canopyd" -d -c "$CANOPYD_CONF" >>"$CANOPYD_LOG" 2>&1 &
+	# shellcheck disable=SC2086
+	"$CANOPY_BUILD/canopyd" ${CANOPYD_FLAGS--d} -c "$CANOPYD_CONF" >>"$CANOPYD_LOG" 2>&1 &
 	CANOPYD_PID=$!
 	track_pid "$CANOPYD_PID"
 	wait_for "canopyd /healthz to answer 200" 60 _canopyd_ready
