@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "db/db.h"
@@ -94,46 +93,54 @@ static const char sql_lookup[] =
 	"UPDATE devices SET last_seen = now() WHERE id = $1 "
 	"RETURNING vs_id, inv_hash, coalesce(cert_fingerprint, '')";
 
-/* Runs sql with the items' records as one JSON array. */
+/*
+ * Runs sql with the items' records as one JSON array, joined as text: the
+ * records were serialised on the loop, so nothing is parsed again here.
+ * With flatten, each record is itself an array whose elements are spliced.
+ */
 static int
 qa_batch_run(PGconn *pg, const char *sql, void **items, size_t n,
     int flatten, char *err, size_t errlen)
 {
-	json_t		*arr;
-	char		*text;
-	const char	*params[1];
+	const char	*params[1], *p;
 	PGresult	*res;
-	size_t		 i;
+	char		*text;
+	size_t		 i, total = 2, off, len, count = 0;
 	int		 rc;
 
-	if ((arr = json_array()) == NULL) {
+	for (i = 0; i < n; i++)
+		total += ((struct qa_item *)items[i])->len + 1;
+	if ((text = malloc(total + 1)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return DB_ERR;
 	}
+	off = 0;
+	text[off++] = '[';
 	for (i = 0; i < n; i++) {
 		struct qa_item *it = items[i];
 
-		if (it->rec == NULL)
+		p = it->json;
+		len = it->len;
+		if (p == NULL || len == 0)
 			continue;
-		if (flatten)
-			rc = json_array_extend(arr, it->rec);
-		else
-			rc = json_array_append(arr, it->rec);
-		if (rc == -1) {
-			json_decref(arr);
-			snprintf(err, errlen, "out of memory");
-			return DB_ERR;
+		if (flatten) {
+			if (len < 2 || p[0] != '[' || p[len - 1] != ']')
+				continue;
+			p++;
+			len -= 2;
+			if (len == 0)
+				continue;
 		}
+		if (count++ > 0)
+			text[off++] = ',';
+		memcpy(text + off, p, len);
+		off += len;
 	}
-	if (json_array_size(arr) == 0) {
-		json_decref(arr);
+	text[off++] = ']';
+	text[off] = '\0';
+	if (count == 0) {
+		free(text);
 		return DB_OK;
-	}
-	text = json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII);
-	json_decref(arr);
-	if (text == NULL) {
-		snprintf(err, errlen, "cannot encode the batch as JSON");
-		return DB_ERR;
 	}
 	params[0] = text;
 	if (db_begin(pg, err, errlen) == -1) {
@@ -188,7 +195,7 @@ qa_item_free(struct qa_item *it)
 {
 	if (it == NULL)
 		return;
-	json_decref(it->rec);
+	free(it->json);
 	free(it);
 }
 

@@ -39,11 +39,15 @@ struct qa_item {
 	uint8_t		 need_inventory;
 	uint32_t	 nevents;
 	/*
+	 * One JSON record, serialised at once so that a queued item holds a
+	 * compact string rather than a tree (an inventory is tens of KiB):
 	 * touch:     {"id", "n"}  (n = syncs to count, 0 for a heartbeat)
 	 * inventory: {"id", "hash", "data", "name"?, "fqdn"?, "os"?, "ip", "mac"}
 	 * events:    [{"device", "id", "time" (ms), "severity", "type", "text"}]
 	 */
-	json_t		*rec;
+	char		*json;
+	size_t		 len;
+	char		 hash[129];	/* inventory: the hash stored */
 };
 
 extern const struct db_batch_class qa_touch_class;

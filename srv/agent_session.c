@@ -251,6 +251,7 @@ as_lookup_done(int rc, const char *err, void *arg)
 	struct agent_session	*s = l->arg, *old;
 	char			 fpr[PKI_FPR_LEN];
 	X509			*cert;
+	int			 hb;
 
 	s->inflight--;
 	if (!as_alive(s) || s->state != AS_LOOKUP)
@@ -286,7 +287,10 @@ as_lookup_done(int rc, const char *err, void *arg)
 	}
 	agents_register(s->ag, s);
 	s->state = AS_SESSION;
-	conn_set_timeout(s->conn, CONN_IDLE_TIMEOUT_S);
+	/* Heartbeats keep a session alive, however long they are apart. */
+	hb = s->ag->cd->conf->heartbeat_s;
+	conn_set_timeout(s->conn, hb > 0 && 3 * hb > CONN_IDLE_TIMEOUT_S ?
+	    3 * hb : CONN_IDLE_TIMEOUT_S);
 	log_debug("agent %s: session from %s", s->device_id,
 	    conn_peer_addr(s->conn));
 	as_send_hello(s);
@@ -464,7 +468,6 @@ as_write_done(int rc, const char *err, void *arg)
 {
 	struct qa_item		*it = arg;
 	struct agent_session	*s = it->arg;
-	const char		*hash;
 
 	s->inflight--;
 	if (rc == DB_OK) {
@@ -478,12 +481,8 @@ as_write_done(int rc, const char *err, void *arg)
 		case AK_INVENTORY:
 			AS_METRIC(s, syncs, 1);
 			AS_METRIC(s, syncs_inventory, 1);
-			hash = json_string_value(json_object_get(it->rec,
-			    "hash"));
-			if (hash != NULL) {
-				strlcpy(s->inv_hash, hash, sizeof(s->inv_hash));
-				s->inv_known = 1;
-			}
+			strlcpy(s->inv_hash, it->hash, sizeof(s->inv_hash));
+			s->inv_known = 1;
 			break;
 		case AK_EVENTS:
 			AS_METRIC(s, events, it->nevents);
@@ -531,6 +530,7 @@ as_throttled(struct agent_session *s, uint64_t seq)
 	return 1;
 }
 
+/* Serialises rec (and drops it) into a new item. */
 static struct qa_item *
 as_item(uint64_t seq, int kind, json_t *rec)
 {
@@ -538,13 +538,17 @@ as_item(uint64_t seq, int kind, json_t *rec)
 
 	if (rec == NULL)
 		return NULL;
-	if ((it = calloc(1, sizeof(*it))) == NULL) {
+	if ((it = calloc(1, sizeof(*it))) == NULL ||
+	    (it->json = json_dumps(rec, JSON_COMPACT | JSON_ENSURE_ASCII)) ==
+	    NULL) {
+		free(it);
 		json_decref(rec);
 		return NULL;
 	}
+	json_decref(rec);
+	it->len = strlen(it->json);
 	it->seq = seq;
 	it->kind = kind;
-	it->rec = rec;
 	return it;
 }
 
@@ -726,6 +730,8 @@ as_sync(struct agent_session *s, const struct msg *m)
 		as_send_retry(s, seq, "the server is short of memory");
 		return;
 	}
+	memcpy(it->hash, hash, hlen);	/* hlen < sizeof(it->hash) */
+	it->hash[hlen] = '\0';
 	as_submit(s, &qa_inventory_class, it);
 }
 

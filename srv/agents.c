@@ -190,10 +190,15 @@ agents_listen_update(struct agents *ag)
 	int	 want, i;
 
 	want = !ag->fd_paused && ag->nconns < ag->max_agents;
+	/* Once a minute at most: a server at its limit stays there. */
 	if (!want && !ag->limit_paused && !ag->fd_paused &&
-	    ag->nconns >= ag->max_agents)
+	    ag->nconns >= ag->max_agents &&
+	    (ag->limit_logged == 0 ||
+	    (int64_t)mono_ms() - ag->limit_logged >= 60000)) {
 		log_warnx("agents: %zu connections (max-agents); not "
 		    "accepting more for now", ag->nconns);
+		ag->limit_logged = (int64_t)mono_ms();
+	}
 	ag->limit_paused = ag->nconns >= ag->max_agents;
 	for (i = 0; i < ag->nlev; i++) {
 		if (want)

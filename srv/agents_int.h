@@ -31,6 +31,7 @@
 
 #include "canopyd.h"
 
+struct bufferevent;
 struct conn;
 
 enum agent_state {
@@ -78,6 +79,7 @@ struct agents {
 	struct event		*resume_ev;	/* accept paused on EMFILE */
 	int			 fd_paused;
 	int			 limit_paused;
+	int64_t			 limit_logged;	/* mono ms of the last warning */
 	uint32_t		 max_frame;
 	uint32_t		 max_agents;
 	size_t			 nconns;	/* every open connection */

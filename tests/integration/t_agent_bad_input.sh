@@ -211,6 +211,85 @@ assert_eq "h1|bash" "$(pg_sql "SELECT hash, data->'software'->0->>'name' FROM in
 assert_eq 2 "$(pg_sql "SELECT count(*) FROM events WHERE device_id = '$DEV' AND agent_event_id IS NOT NULL")" "events stored once"
 assert_eq one "$(pg_sql "SELECT text FROM events WHERE device_id = '$DEV' AND agent_event_id = 'e1'")" "the first copy of an event wins"
 
+# The connection dies while its write is in flight: the write still
+# commits, nothing is acknowledged on a closed session, nothing crashes.
+# (One write, so that both frames are read before the commit.)
+EV40=$("$PROBE" --frame-hex '{"t":"events","seq":40,"events":[{"id":"e40","time":1700000000000,"severity":"critical","type":"test","text":"in flight"}]}')
+probe "${GOOD[@]}" --send-json "$HELLO" --recv --send-raw-hex "${EV40}00000000"
+expect_error "error with a write in flight" bad_frame "empty"
+assert_eq "" "$(probe_frames | jq -r 'select(.t == "ack") | .seq')" "no ack after the error"
+event_e40_stored() {
+	[ "$(pg_sql "SELECT count(*) FROM events WHERE agent_event_id = 'e40'")" = 1 ]
+}
+wait_for "the in-flight event to commit" 10 event_e40_stored
+
+# One session per device: a second connection replaces the first.
+step "one session per device"
+"$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 30 "${GOOD[@]}" \
+    --send-json "$HELLO" --recv --recv "127.0.0.1:$CANOPYD_AGENT_PORT" \
+    >"$TEST_DIR/first.out" 2>>"$TEST_DIR/probe.log" &
+FIRST=$!
+track_pid "$FIRST"
+wait_for "the first session" 20 grep -q '"t":"hello"' "$TEST_DIR/first.out"
+probe "${GOOD[@]}" --send-json "$HELLO" --recv \
+    --send-json '{"t":"heartbeat","seq":31}' --recv --send-json "$HELLO"
+expect_error "second connection of a device" unexpected_message "hello"
+assert_eq ack "$(probe_frames | jq -r 'select(.seq == 31) | .t')" "the new session is served"
+wait_for "the first connection to be closed" 20 _pid_gone "$FIRST"
+_untrack_pid "$FIRST"
+_reap "$FIRST"
+assert_eq 0 "$STOPPED_RC" "replaced session: probe exit status"
+assert_eq CLOSED "$(tail -n 1 "$TEST_DIR/first.out")" "replaced session closed by the server"
+
+# max-agents, applied by a reload: at the limit nobody else is served.
+step "max-agents"
+canopyd_conf "max-agents 1"
+kill -HUP "$CANOPYD_PID"
+wait_for "the reload" 10 grep -q "configuration reloaded" "$CANOPYD_LOG"
+"$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 30 "${GOOD[@]}" \
+    --send-json "$HELLO" --recv --recv "127.0.0.1:$CANOPYD_AGENT_PORT" \
+    >"$TEST_DIR/hold.out" 2>>"$TEST_DIR/probe.log" &
+HOLD=$!
+track_pid "$HOLD"
+wait_for "the one allowed session" 20 grep -q '"t":"hello"' "$TEST_DIR/hold.out"
+PROBE_RC=0
+PROBE_OUT=$("$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 2 \
+    --send-json "$HELLO" "127.0.0.1:$CANOPYD_AGENT_PORT" 2>>"$TEST_DIR/probe.log") ||
+    PROBE_RC=$?
+assert_eq 2 "$PROBE_RC" "over max-agents: probe exit status (timeout)"
+assert_not_contains "$PROBE_OUT" '"t":"hello"' "over max-agents"
+stop_pid "$HOLD" 10
+# Below the limit again: accepting resumes.
+probe --send-json "$HELLO" --recv --send-json "$HELLO"
+expect_error "after max-agents" unexpected_message "hello"
+canopyd_conf
+kill -HUP "$CANOPYD_PID"
+wait_for "the second reload" 10 test "$(grep -c "configuration reloaded" "$CANOPYD_LOG")" = 2
+
+# Out of file descriptors: accepting pauses (instead of spinning on
+# EMFILE) and resumes by itself once descriptors are free again.
+if command -v prlimit >/dev/null 2>&1; then
+	step "out of file descriptors"
+	NOFILE=$(prlimit --pid "$CANOPYD_PID" --nofile --output SOFT --noheadings | tr -d ' ')
+	NFD=$(ls "/proc/$CANOPYD_PID/fd" | wc -l)
+	prlimit --pid "$CANOPYD_PID" --nofile="$NFD:$(prlimit --pid "$CANOPYD_PID" --nofile --output HARD --noheadings | tr -d ' ')"
+	"$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 30 \
+	    --send-json "$HELLO" --recv --send-json "$HELLO" \
+	    "127.0.0.1:$CANOPYD_AGENT_PORT" >"$TEST_DIR/emfile.out" \
+	    2>>"$TEST_DIR/probe.log" &
+	EMF=$!
+	track_pid "$EMF"
+	wait_for "accept to pause on EMFILE" 10 grep -q "accept: Too many open files; pausing" "$CANOPYD_LOG"
+	prlimit --pid "$CANOPYD_PID" --nofile="$NOFILE:$(prlimit --pid "$CANOPYD_PID" --nofile --output HARD --noheadings | tr -d ' ')"
+	wait_for "the waiting connection to be served" 20 _pid_gone "$EMF"
+	_untrack_pid "$EMF"
+	_reap "$EMF"
+	PROBE_RC=$STOPPED_RC
+	PROBE_OUT=$(cat "$TEST_DIR/emfile.out")
+	expect_error "served after EMFILE" unexpected_message "hello"
+	canopyd_alive || fail "canopyd died on EMFILE"
+fi
+
 # A device deleted meanwhile.
 new_csr gone
 token_create 1 >/dev/null
@@ -235,6 +314,47 @@ assert_eq 0 "$(pg_sql "SELECT count(*) FROM enrollment_tokens WHERE uses_left < 
 PERR=$(metric canopy_agent_protocol_errors_total)
 [ "${PERR%.*}" -ge 20 ] || fail "canopy_agent_protocol_errors_total is $PERR, expected >= 20"
 
+# The database goes away in the middle of a session: 'retry', never 'ack'.
+step "database down"
+rm -f "$TEST_DIR/pg-down"
+PROBE_RC=0
+"$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 60 "${GOOD[@]}" \
+    --send-json "$HELLO" --recv --wait-file "$TEST_DIR/pg-down" \
+    --send-json '{"t":"heartbeat","seq":21}' --recv \
+    --send-json '{"t":"events","seq":22,"events":[{"id":"e9","time":1700000000000,"severity":"error","type":"test","text":"lost?"}]}' --recv \
+    --send-json "$HELLO" "127.0.0.1:$CANOPYD_AGENT_PORT" \
+    >"$TEST_DIR/probe-down.out" 2>>"$TEST_DIR/probe.log" &
+PROBE_PID=$!
+track_pid "$PROBE_PID"
+wait_for "the session's hello" 20 grep -q '"t":"hello"' "$TEST_DIR/probe-down.out"
+pg_stop
+touch "$TEST_DIR/pg-down"
+wait_for "the probe to finish" 60 _pid_gone "$PROBE_PID"
+_untrack_pid "$PROBE_PID"
+_reap "$PROBE_PID"
+PROBE_RC=$STOPPED_RC
+PROBE_OUT=$(cat "$TEST_DIR/probe-down.out")
+expect_error "database down" unexpected_message "hello"
+for s in 21 22; do
+	assert_eq retry "$(probe_frames | jq -r "select(.seq == $s) | .t")" "answer to seq $s with the database down"
+	assert_eq 2000 "$(probe_frames | jq -r "select(.seq == $s) | .after_ms")" "after_ms for seq $s"
+done
+# A new session cannot even be looked up: 'unavailable', not 'unknown_device'.
+probe "${GOOD[@]}" --send-json "$HELLO"
+expect_error "look-up with the database down" unavailable
+pg_restart
+wait_for "/healthz 200 after PostgreSQL is back" 60 test "$(healthz_status)" = 200
+# A worker still holding a broken connection fails one job (the agent is
+# told 'unavailable' and comes back later): try until one goes through.
+events_acked() {
+	probe "${GOOD[@]}" --send-json "$HELLO" --recv \
+	    --send-json '{"t":"events","seq":23,"events":[{"id":"e9","time":1700000000000,"severity":"error","type":"test","text":"lost?"}]}' --recv \
+	    --send-json "$HELLO"
+	[ "$(probe_frames | jq -r 'select(.seq == 23) | .t')" = ack ]
+}
+wait_for "events acknowledged once the database is back" 30 events_acked
+assert_eq 1 "$(pg_sql "SELECT count(*) FROM events WHERE device_id = '$DEV' AND agent_event_id = 'e9'")" "the retried event is stored"
+
 real_inventory_stored() {
 	[ "$(pg_sql "SELECT count(*) FROM devices d JOIN inventory i ON i.device_id = d.id WHERE d.id <> '$DEV' AND d.name <> 'probe'")" = 1 ]
 }
@@ -247,5 +367,17 @@ if [ -x "$CANOPY_BUILD/canopy-agent" ]; then
 	wait_for "the real agent's inventory" 30 real_inventory_stored
 	agent_stop real
 fi
+# Stopping with a session open closes it; the sanitizer build checks that
+# nothing leaks.
+"$PROBE" --ca "$CANOPYD_STATE/ca.pem" --timeout 30 "${GOOD[@]}" \
+    --send-json "$HELLO" --recv --recv "127.0.0.1:$CANOPYD_AGENT_PORT" \
+    >"$TEST_DIR/last.out" 2>>"$TEST_DIR/probe.log" &
+LAST=$!
+track_pid "$LAST"
+wait_for "a session before the stop" 20 grep -q '"t":"hello"' "$TEST_DIR/last.out"
 canopyd_stop
+wait_for "the session to be closed by the stop" 20 _pid_gone "$LAST"
+_untrack_pid "$LAST"
+_reap "$LAST"
+assert_eq CLOSED "$(tail -n 1 "$TEST_DIR/last.out")" "session at stop"
 step "passed"

@@ -19,17 +19,25 @@
  *
  *   proto-probe --ca FILE [--cert FILE --key FILE] [--timeout S]
  *       [--send-json JSON | --send-frame-hex HEX | --send-raw-hex HEX |
- *        --recv]... HOST:PORT
+ *        --recv | --wait-file PATH]... HOST:PORT
  *
  * Actions run in order: --send-json packs JSON as msgpack into one frame,
  * --send-frame-hex frames the given bytes, --send-raw-hex writes bytes as
- * they are (bad lengths, garbage), --recv waits for one frame.  Then every
+ * they are (bad lengths, garbage), --recv waits for one frame, --wait-file
+ * waits (within the timeout) until PATH exists, so that a test can change
+ * the world in the middle of a conversation.  Then every
  * frame received is printed as one JSON line until the server closes:
  * "CLOSED" and exit 0.  A timeout prints "TIMEOUT" (exit 2), a TLS failure
  * "TLS_ERROR: why" (exit 3), other failures exit 1.
+ *
+ *   proto-probe --frame-hex JSON
+ *
+ * prints the frame --send-json would send, in hex, for tests that glue
+ * frames together into one write.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -66,7 +74,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: proto-probe --ca FILE [--cert FILE --key FILE]"
 	    " [--timeout S]\n    [--send-json JSON | --send-frame-hex HEX | "
-	    "--send-raw-hex HEX | --recv]... HOST:PORT\n");
+	    "--send-raw-hex HEX | --recv |\n     --wait-file PATH]... HOST:PORT\n");
 	exit(1);
 }
 
@@ -271,28 +279,65 @@ hex_decode(const char *hex, size_t *len)
 }
 
 static int
-send_json(const char *text)
+pack_json(const char *text, msgpack_sbuffer *sb)
 {
-	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
 	json_error_t	 jerr;
 	json_t		*j;
-	int		 r;
 
 	if ((j = json_loads(text, JSON_DECODE_ANY, &jerr)) == NULL) {
-		fprintf(stderr, "proto-probe: --send-json: %s\n", jerr.text);
+		fprintf(stderr, "proto-probe: JSON: %s\n", jerr.text);
 		exit(1);
 	}
-	msgpack_sbuffer_init(&sb);
-	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	if (mp_pack_json(&pk, j) == -1) {
-		fprintf(stderr, "proto-probe: --send-json: cannot pack\n");
+		fprintf(stderr, "proto-probe: JSON: cannot pack\n");
 		exit(1);
 	}
 	json_decref(j);
+	return 0;
+}
+
+static int
+frame_hex(const char *text)
+{
+	msgpack_sbuffer	 sb;
+	uint8_t		 hdr[FRAME_HDR_LEN];
+	size_t		 i;
+
+	pack_json(text, &sb);
+	frame_put_header(hdr, (uint32_t)sb.size);
+	for (i = 0; i < sizeof(hdr); i++)
+		printf("%02x", hdr[i]);
+	for (i = 0; i < sb.size; i++)
+		printf("%02x", (uint8_t)sb.data[i]);
+	printf("\n");
+	msgpack_sbuffer_destroy(&sb);
+	return 0;
+}
+
+static int
+send_json(const char *text)
+{
+	msgpack_sbuffer	 sb;
+	int		 r;
+
+	pack_json(text, &sb);
 	r = send_frame(sb.data, sb.size);
 	msgpack_sbuffer_destroy(&sb);
 	return r;
+}
+
+static int
+wait_file(const char *path)
+{
+	while (access(path, F_OK) == -1) {
+		if (now_ms() >= deadline_ms)
+			return -1;
+		poll(NULL, 0, 20);
+	}
+	return 0;
 }
 
 static int
@@ -318,11 +363,14 @@ main(int argc, char **argv)
 {
 	const char	*ca = NULL, *cert = NULL, *key = NULL, *target = NULL;
 	SSL_CTX		*ctx;
+	struct timeval	 tv;
 	char		 err[256];
 	uint8_t		*raw;
 	size_t		 rawlen;
 	int		 i, r, timeout_s = 10, sent_ok = 1;
 
+	if (argc == 3 && strcmp(argv[1], "--frame-hex") == 0)
+		return frame_hex(argv[2]);
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* First pass: options and the target; actions run afterwards. */
@@ -345,7 +393,8 @@ main(int argc, char **argv)
 			timeout_s = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--send-json") != 0 &&
 		    strcmp(argv[i], "--send-raw-hex") != 0 &&
-		    strcmp(argv[i], "--send-frame-hex") != 0)
+		    strcmp(argv[i], "--send-frame-hex") != 0 &&
+		    strcmp(argv[i], "--wait-file") != 0)
 			usage();
 		i++;
 	}
@@ -360,9 +409,16 @@ main(int argc, char **argv)
 	}
 	if ((sock = tcp_connect(target)) == -1)
 		return 1;
+	/* The handshake blocks: bound it too (a server may not accept). */
+	tv.tv_sec = timeout_s;
+	tv.tv_usec = 0;
+	(void)setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, sock) != 1)
 		return 1;
 	if (SSL_connect(ssl) != 1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return finish(R_TIMEOUT);
 		tls_error();
 		return finish(R_TLS);
 	}
@@ -371,6 +427,9 @@ main(int argc, char **argv)
 		if (strcmp(argv[i], "--recv") == 0) {
 			if ((r = recv_frame()) != R_FRAME)
 				return finish(r);
+		} else if (strcmp(argv[i], "--wait-file") == 0) {
+			if (wait_file(argv[++i]) == -1)
+				return finish(R_TIMEOUT);
 		} else if (strcmp(argv[i], "--send-json") == 0) {
 			sent_ok = send_json(argv[++i]) == 0;
 		} else if (strcmp(argv[i], "--send-raw-hex") == 0 ||
