@@ -67,8 +67,10 @@ pg_sql "CREATE TABLE bench_seen (id int PRIMARY KEY, last_seen timestamptz, n bi
 	INSERT INTO bench_seen SELECT g, now(), 0 FROM generate_series(1, $N) g;
 	CREATE TABLE bench_inv (id int PRIMARY KEY, data jsonb, updated timestamptz);
 	CREATE TABLE bench_doc (data jsonb);" >/dev/null
-printf '%s' "$INV_JSON" | "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" \
-    -U postgres -d canopy -qc "\\copy bench_doc (data) FROM STDIN WITH (FORMAT csv, QUOTE e'\\x01', DELIMITER e'\\x02')"
+INV_JSON=$(printf '%s' "$INV_JSON" | jq -c .)
+# psql interpolates :'doc' (quoted) only in statements read from stdin.
+echo "INSERT INTO bench_doc VALUES (:'doc')" | "$PG_BIN/psql" -h 127.0.0.1 \
+    -p "$PG_PORT" -U postgres -d canopy -v ON_ERROR_STOP=1 -v doc="$INV_JSON" -q >/dev/null
 cat >"$TEST_DIR/seen.sql" <<EOF
 \\set a random(1, $((N - 500)))
 UPDATE bench_seen SET last_seen = now(), n = n + 1 WHERE id BETWEEN :a AND :a + 499;

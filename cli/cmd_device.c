@@ -14,7 +14,7 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 
-/* device list, device show. */
+/* device list, device show, device sync. */
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,7 +32,8 @@ static const char device_usage[] =
     "canopyctl device list [--group G] [--recursive] [--status S] "
     "[-q TEXT]\n"
     "                      [--hierarchy] [--limit N] [--all]\n"
-    "       canopyctl device show ID";
+    "       canopyctl device show ID\n"
+    "       canopyctl device sync ID";
 
 enum { OPT_ALL = OPT_FIRST_LOCAL, OPT_HIERARCHY, OPT_STATUS };
 
@@ -379,24 +380,20 @@ device_print_inventory(json_t *inv)
 	}
 }
 
+/*
+ * The options and the one device id of "device show|sync ID": the API path
+ * of that device (malloc'd) in *path, or an exit status.
+ */
 static int
-device_show(struct ctl *ctl, int argc, char **argv)
+device_path_arg(struct ctl *ctl, int argc, char **argv, const char *what,
+    const char *suffix, char **path)
 {
 	static const struct option longopts[] = {
 		CTL_GLOBAL_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
-	static const char *fields[][2] = {
-		{ "id", "ID" }, { "name", "Name" }, { "fqdn", "FQDN" },
-		{ "ip", "IP" }, { "mac", "MAC" }, { "group", "Group" },
-		{ "status", "Status" }, { "source", "Source" },
-		{ "server", "Server" }, { "vs", "Virtual server" },
-	};
-	struct ctl_reply reply;
-	json_t		*inv;
-	char		*id, *path, b[256], ago[64];
-	size_t		 i;
-	int		 c;
+	char	*id;
+	int	 c;
 
 	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
 		if (c == OPT_HELP) {
@@ -411,19 +408,39 @@ device_show(struct ctl *ctl, int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		return (ctl_usage_error(device_usage,
-		    "device show takes one device id"));
+		    "device %s takes one device id", what));
 	if (ctl_resolve(ctl, 1) == -1)
 		return (EXIT_ERR);
 	if ((id = http_escape(argv[optind])) == NULL) {
 		ctl_warnx("out of memory");
 		return (EXIT_ERR);
 	}
-	c = asprintf(&path, API "/devices/%s", id);
+	c = asprintf(path, API "/devices/%s%s", id, suffix);
 	free(id);
 	if (c == -1) {
 		ctl_warnx("out of memory");
 		return (EXIT_ERR);
 	}
+	return (-1);
+}
+
+static int
+device_show(struct ctl *ctl, int argc, char **argv)
+{
+	static const char *fields[][2] = {
+		{ "id", "ID" }, { "name", "Name" }, { "fqdn", "FQDN" },
+		{ "ip", "IP" }, { "mac", "MAC" }, { "group", "Group" },
+		{ "status", "Status" }, { "source", "Source" },
+		{ "server", "Server" }, { "vs", "Virtual server" },
+	};
+	struct ctl_reply reply;
+	json_t		*inv;
+	char		*path, b[256], ago[64];
+	size_t		 i;
+	int		 c;
+
+	if ((c = device_path_arg(ctl, argc, argv, "show", "", &path)) != -1)
+		return (c);
 	c = http_call(ctl, "GET", path, NULL, &reply);
 	free(path);
 	if (c == -1)
@@ -465,17 +482,42 @@ device_show(struct ctl *ctl, int argc, char **argv)
 	return (EXIT_OK);
 }
 
+/* Asks the server to tell the device's agent to sync now. */
+static int
+device_sync(struct ctl *ctl, int argc, char **argv)
+{
+	struct ctl_reply reply;
+	int		 c;
+	char		*path;
+
+	if ((c = device_path_arg(ctl, argc, argv, "sync", "/sync",
+	    &path)) != -1)
+		return (c);
+	c = http_call(ctl, "POST", path, NULL, &reply);
+	free(path);
+	if (c == -1)
+		return (EXIT_ERR);
+	if (ctl->json)
+		out_json(reply.body);
+	else
+		printf("sync requested from device %s\n", argv[optind]);
+	http_reply_free(&reply);
+	return (EXIT_OK);
+}
+
 int
 cmd_device(struct ctl *ctl, int argc, char **argv)
 {
 	if (argc < 2)
 		return (ctl_usage_error(device_usage, "device: what? "
-		    "(list or show)"));
+		    "(list, show or sync)"));
 	/* Sub-command name becomes argv[0] for its getopt. */
 	if (strcmp(argv[1], "list") == 0 || strcmp(argv[1], "ls") == 0)
 		return (device_list(ctl, argc - 1, argv + 1));
 	if (strcmp(argv[1], "show") == 0 || strcmp(argv[1], "get") == 0)
 		return (device_show(ctl, argc - 1, argv + 1));
+	if (strcmp(argv[1], "sync") == 0)
+		return (device_sync(ctl, argc - 1, argv + 1));
 	return (ctl_usage_error(device_usage, "device: unknown command %s",
 	    argv[1]));
 }

@@ -14,6 +14,7 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -123,6 +124,11 @@ utf8_check(const uint8_t *s, size_t n, size_t *bad)
 	size_t	i = 0, l;
 
 	while (i < n) {
+		/* Most text is ASCII: skip it a byte at a time, no decoding. */
+		if (s[i] > 0 && s[i] < 0x80) {
+			i++;
+			continue;
+		}
 		if (s[i] == 0) {
 			*bad = i;
 			return -2;
@@ -761,6 +767,189 @@ mp_to_json(const msgpack_object *o)
 	if (o == NULL)
 		return NULL;
 	return to_json(o, 0);
+}
+
+/* ---------------------------------------------------------- JSON text */
+
+void
+jbuf_free(struct jbuf *jb)
+{
+	free(jb->p);
+	memset(jb, 0, sizeof(*jb));
+}
+
+static int
+jbuf_reserve(struct jbuf *jb, size_t n)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (jb->err)
+		return -1;
+	if (jb->len + n + 1 <= jb->cap)
+		return 0;
+	cap = jb->cap ? jb->cap : 256;
+	while (cap < jb->len + n + 1) {
+		if (cap > SIZE_MAX / 2) {
+			jb->err = 1;
+			return -1;
+		}
+		cap *= 2;
+	}
+	if ((p = realloc(jb->p, cap)) == NULL) {
+		jb->err = 1;
+		return -1;
+	}
+	jb->p = p;
+	jb->cap = cap;
+	return 0;
+}
+
+void
+jbuf_raw(struct jbuf *jb, const char *s, size_t n)
+{
+	if (jbuf_reserve(jb, n) == -1)
+		return;
+	memcpy(jb->p + jb->len, s, n);
+	jb->len += n;
+	jb->p[jb->len] = '\0';
+}
+
+void
+jbuf_str(struct jbuf *jb, const char *str, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)str;
+	size_t		 i, run, k;
+	char		 esc[6];
+
+	/* Worst case \u00XX for every byte. */
+	if (jbuf_reserve(jb, n * 6 + 2) == -1)
+		return;
+	jb->p[jb->len++] = '"';
+	for (i = 0; i < n; i += run) {
+		/* A run of plain ASCII is copied as it is. */
+		for (run = 0; i + run < n && s[i + run] >= 0x20 &&
+		    s[i + run] < 0x80 && s[i + run] != '"' &&
+		    s[i + run] != '\\'; run++)
+			;
+		if (run > 0) {
+			memcpy(jb->p + jb->len, s + i, run);
+			jb->len += run;
+			continue;
+		}
+		if (s[i] == '\0' || (run = utf8_char(s + i, n - i)) == 0) {
+			jb->err = 1;
+			return;
+		}
+		if (s[i] == '"' || s[i] == '\\') {
+			jb->p[jb->len++] = '\\';
+			jb->p[jb->len++] = (char)s[i];
+		} else if (s[i] < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[s[i] >> 4];
+			esc[5] = hex[s[i] & 0xf];
+			memcpy(jb->p + jb->len, esc, 6);
+			jb->len += 6;
+		} else
+			for (k = 0; k < run; k++)
+				jb->p[jb->len++] = (char)s[i + k];
+	}
+	jb->p[jb->len++] = '"';
+	jb->p[jb->len] = '\0';
+}
+
+static void
+to_json_text(struct jbuf *jb, const msgpack_object *o, int depth)
+{
+	char		 num[40], *b64;
+	uint32_t	 i;
+	int		 n;
+
+	if (depth > MP_JSON_MAX_DEPTH) {
+		jb->err = 1;
+		return;
+	}
+	switch (o->type) {
+	case MSGPACK_OBJECT_NIL:
+		jbuf_raw(jb, "null", 4);
+		break;
+	case MSGPACK_OBJECT_BOOLEAN:
+		if (o->via.boolean)
+			jbuf_raw(jb, "true", 4);
+		else
+			jbuf_raw(jb, "false", 5);
+		break;
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+		n = snprintf(num, sizeof(num), "%" PRIu64, o->via.u64);
+		jbuf_raw(jb, num, (size_t)n);
+		break;
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		n = snprintf(num, sizeof(num), "%" PRId64, o->via.i64);
+		jbuf_raw(jb, num, (size_t)n);
+		break;
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		if (!isfinite(o->via.f64)) {
+			jbuf_raw(jb, "null", 4);
+			break;
+		}
+		n = snprintf(num, sizeof(num), "%.17g", o->via.f64);
+		jbuf_raw(jb, num, (size_t)n);
+		break;
+	case MSGPACK_OBJECT_STR:
+		jbuf_str(jb, o->via.str.ptr, o->via.str.size);
+		break;
+	case MSGPACK_OBJECT_BIN:
+		if ((b64 = b64_encode(o->via.bin.size ? o->via.bin.ptr : "",
+		    o->via.bin.size)) == NULL) {
+			jb->err = 1;
+			break;
+		}
+		jbuf_str(jb, b64, strlen(b64));
+		free(b64);
+		break;
+	case MSGPACK_OBJECT_ARRAY:
+		jbuf_raw(jb, "[", 1);
+		for (i = 0; i < o->via.array.size && !jb->err; i++) {
+			if (i > 0)
+				jbuf_raw(jb, ",", 1);
+			to_json_text(jb, &o->via.array.ptr[i], depth + 1);
+		}
+		jbuf_raw(jb, "]", 1);
+		break;
+	case MSGPACK_OBJECT_MAP:
+		jbuf_raw(jb, "{", 1);
+		for (i = 0; i < o->via.map.size && !jb->err; i++) {
+			const msgpack_object_kv *kv = &o->via.map.ptr[i];
+
+			if (kv->key.type != MSGPACK_OBJECT_STR) {
+				jb->err = 1;
+				break;
+			}
+			if (i > 0)
+				jbuf_raw(jb, ",", 1);
+			jbuf_str(jb, kv->key.via.str.ptr, kv->key.via.str.size);
+			jbuf_raw(jb, ":", 1);
+			to_json_text(jb, &kv->val, depth + 1);
+		}
+		jbuf_raw(jb, "}", 1);
+		break;
+	default:
+		jb->err = 1;
+		break;
+	}
+}
+
+int
+mp_to_json_text(struct jbuf *jb, const msgpack_object *o)
+{
+	if (o == NULL) {
+		jb->err = 1;
+		return -1;
+	}
+	to_json_text(jb, o, 0);
+	return jb->err ? -1 : 0;
 }
 
 static int

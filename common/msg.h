@@ -72,6 +72,24 @@ int	 msg_bool(const struct msg *, const char *key, int def);
 
 /* msgpack -> JSON (maps with string keys only; bin becomes base64). */
 json_t	*mp_to_json(const msgpack_object *);
+/*
+ * msgpack -> compact JSON text, written straight into a growable buffer with
+ * no JSON tree in between (the agent hot path: an inventory is thousands of
+ * values).  Same rules as mp_to_json, and what PostgreSQL's jsonb accepts:
+ * maps with string keys, UTF-8 strings without NUL, bin as base64, non-finite
+ * floats as null.  Appends; on any failure jb->err is set and stays set.
+ */
+struct jbuf {
+	char	*p;		/* malloc'd, NUL-terminated while !err */
+	size_t	 len;
+	size_t	 cap;
+	int	 err;
+};
+void	 jbuf_raw(struct jbuf *, const char *, size_t);
+void	 jbuf_str(struct jbuf *, const char *, size_t);	/* quoted */
+void	 jbuf_free(struct jbuf *);
+int	 mp_to_json_text(struct jbuf *, const msgpack_object *);
+
 /* JSON -> msgpack, appended to the packer. */
 int	 mp_pack_json(msgpack_packer *, const json_t *);
 

@@ -567,118 +567,124 @@ as_touch(struct agent_session *s, uint64_t seq, int kind, int need_inv)
 	as_submit(s, &qa_touch_class, it);
 }
 
-/* PostgreSQL refuses NUL in text and jsonb: find it before it fails a batch. */
-static int
-as_json_has_nul(const json_t *j)
+/* A short string member of a map, or NULL. */
+static const msgpack_object *
+as_mstr(const msgpack_object *map, const char *key, size_t max)
 {
-	const char	*k;
-	json_t		*v;
-	size_t		 i;
+	const msgpack_object *v;
 
-	switch (json_typeof(j)) {
-	case JSON_STRING:
-		return memchr(json_string_value(j), '\0',
-		    json_string_length(j)) != NULL;
-	case JSON_ARRAY:
-		json_array_foreach(j, i, v)
-			if (as_json_has_nul(v))
-				return 1;
-		return 0;
-	case JSON_OBJECT:
-		json_object_foreach((json_t *)(uintptr_t)j, k, v)
-			if (as_json_has_nul(v))
-				return 1;
-		return 0;
-	default:
-		return 0;
-	}
+	if (map == NULL || map->type != MSGPACK_OBJECT_MAP ||
+	    (v = mp_map_get(map, key)) == NULL ||
+	    v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0 ||
+	    v->via.str.size > max)
+		return NULL;
+	return v;
 }
 
-/* A short string member of an object, or NULL. */
-static const char *
-as_jstr(const json_t *obj, const char *key, size_t max)
-{
-	const json_t	*v = json_object_get(obj, key);
-	size_t		 len;
+/* Addresses for the device row: distinct, bounded, no all-zero MAC. */
+struct as_addrs {
+	const msgpack_object	*a[AS_MAX_ADDRS];
+	size_t			 n;
+};
 
-	if (!json_is_string(v))
-		return NULL;
-	len = json_string_length(v);
-	if (len == 0 || len > max)
-		return NULL;
-	return json_string_value(v);
+static void
+as_addr_add(struct as_addrs *l, const msgpack_object *v)
+{
+	size_t	 i;
+
+	if (v == NULL || v->type != MSGPACK_OBJECT_STR ||
+	    v->via.str.size == 0 || v->via.str.size > AS_ADDR_MAX ||
+	    l->n >= AS_MAX_ADDRS || (v->via.str.size == 17 &&
+	    memcmp(v->via.str.ptr, "00:00:00:00:00:00", 17) == 0))
+		return;
+	for (i = 0; i < l->n; i++)
+		if (l->a[i]->via.str.size == v->via.str.size &&
+		    memcmp(l->a[i]->via.str.ptr, v->via.str.ptr,
+		    v->via.str.size) == 0)
+			return;
+	l->a[l->n++] = v;
 }
 
 static void
-as_jaddr(json_t *arr, const char *a)
+as_addr_list(const msgpack_object *ifc, const char *key, struct as_addrs *l)
 {
-	json_t	*v;
-	size_t	 i;
+	const msgpack_object *list = mp_map_get(ifc, key);
+	uint32_t	 i;
 
-	if (a == NULL || json_array_size(arr) >= AS_MAX_ADDRS ||
-	    strcmp(a, "00:00:00:00:00:00") == 0)
-		return;
-	json_array_foreach(arr, i, v)
-		if (strcmp(json_string_value(v), a) == 0)
-			return;
-	json_array_append_new(arr, json_string(a));
+	if (list != NULL && list->type == MSGPACK_OBJECT_ARRAY)
+		for (i = 0; i < list->via.array.size; i++)
+			as_addr_add(l, &list->via.array.ptr[i]);
 }
 
-/* The device row's columns, from the inventory (types checked, not trusted). */
-static json_t *
-as_inventory_rec(struct agent_session *s, const char *hash, size_t hlen,
-    json_t *inv)
+static void
+as_jkv(struct jbuf *jb, const char *key, const msgpack_object *v)
 {
-	json_t		*rec, *ip, *mac, *ifs, *ifc, *list, *v;
-	const char	*str;
-	size_t		 i, j;
+	if (v == NULL)
+		return;
+	jbuf_raw(jb, ",", 1);
+	jbuf_str(jb, key, strlen(key));
+	jbuf_raw(jb, ":", 1);
+	jbuf_str(jb, v->via.str.ptr, v->via.str.size);
+}
 
-	if ((rec = json_object()) == NULL)
-		return NULL;
-	ip = json_array();
-	mac = json_array();
-	json_object_set_new(rec, "id", json_string(s->device_id));
-	json_object_set_new(rec, "hash", json_stringn(hash, hlen));
-	json_object_set(rec, "data", inv);
-	if ((str = as_jstr(inv, "hostname", MSG_MAX_NAME)) != NULL)
-		json_object_set_new(rec, "name", json_string(str));
-	if ((str = as_jstr(inv, "fqdn", MSG_MAX_NAME)) != NULL)
-		json_object_set_new(rec, "fqdn", json_string(str));
-	if ((str = as_jstr(json_object_get(inv, "os"), "pretty_name",
-	    MSG_MAX_NAME)) != NULL)
-		json_object_set_new(rec, "os", json_string(str));
-	ifs = json_object_get(inv, "interfaces");
-	if (json_is_array(ifs)) {
-		json_array_foreach(ifs, i, ifc) {
-			if (!json_is_object(ifc))
+static void
+as_jaddrs(struct jbuf *jb, const char *key, const struct as_addrs *l)
+{
+	size_t	 i;
+
+	jbuf_raw(jb, ",", 1);
+	jbuf_str(jb, key, strlen(key));
+	jbuf_raw(jb, ":[", 2);
+	for (i = 0; i < l->n; i++) {
+		if (i > 0)
+			jbuf_raw(jb, ",", 1);
+		jbuf_str(jb, l->a[i]->via.str.ptr, l->a[i]->via.str.size);
+	}
+	jbuf_raw(jb, "]", 1);
+}
+
+/*
+ * The batch record of a full inventory, as JSON text written straight from
+ * the msgpack: the device row's columns (types checked, not trusted) and the
+ * inventory itself as "data".  No JSON tree: this is the agent hot path.
+ */
+static int
+as_inventory_text(struct agent_session *s, const char *hash, size_t hlen,
+    const msgpack_object *inv, struct jbuf *jb)
+{
+	const msgpack_object *ifs, *ifc;
+	struct as_addrs	*ip, *mac;
+	uint32_t	 i;
+
+	if ((ip = calloc(2, sizeof(*ip))) == NULL)
+		return -1;
+	mac = ip + 1;
+	ifs = mp_map_get(inv, "interfaces");
+	if (ifs != NULL && ifs->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < ifs->via.array.size; i++) {
+			ifc = &ifs->via.array.ptr[i];
+			if (ifc->type != MSGPACK_OBJECT_MAP)
 				continue;
-			as_jaddr(mac, as_jstr(ifc, "mac", AS_ADDR_MAX));
-			list = json_object_get(ifc, "ipv4");
-			if (json_is_array(list))
-				json_array_foreach(list, j, v)
-					if (json_is_string(v) &&
-					    json_string_length(v) <= AS_ADDR_MAX)
-						as_jaddr(ip,
-						    json_string_value(v));
-			list = json_object_get(ifc, "ipv6");
-			if (json_is_array(list))
-				json_array_foreach(list, j, v)
-					if (json_is_string(v) &&
-					    json_string_length(v) <= AS_ADDR_MAX)
-						as_jaddr(ip,
-						    json_string_value(v));
+			as_addr_add(mac, as_mstr(ifc, "mac", AS_ADDR_MAX));
+			as_addr_list(ifc, "ipv4", ip);
+			as_addr_list(ifc, "ipv6", ip);
 		}
 	}
-	if (ip == NULL || mac == NULL || json_object_get(rec, "id") == NULL ||
-	    json_object_get(rec, "hash") == NULL) {
-		json_decref(ip);
-		json_decref(mac);
-		json_decref(rec);
-		return NULL;
-	}
-	json_object_set_new(rec, "ip", ip);
-	json_object_set_new(rec, "mac", mac);
-	return rec;
+	jbuf_raw(jb, "{\"id\":", 6);
+	jbuf_str(jb, s->device_id, strlen(s->device_id));
+	jbuf_raw(jb, ",\"hash\":", 8);
+	jbuf_str(jb, hash, hlen);
+	as_jkv(jb, "name", as_mstr(inv, "hostname", MSG_MAX_NAME));
+	as_jkv(jb, "fqdn", as_mstr(inv, "fqdn", MSG_MAX_NAME));
+	as_jkv(jb, "os", as_mstr(mp_map_get(inv, "os"), "pretty_name",
+	    MSG_MAX_NAME));
+	as_jaddrs(jb, "ip", ip);
+	as_jaddrs(jb, "mac", mac);
+	jbuf_raw(jb, ",\"data\":", 8);
+	mp_to_json_text(jb, inv);
+	jbuf_raw(jb, "}", 1);
+	free(ip);
+	return jb->err ? -1 : 0;
 }
 
 static void
@@ -686,7 +692,7 @@ as_sync(struct agent_session *s, const struct msg *m)
 {
 	const msgpack_object *invo;
 	struct qa_item	*it;
-	json_t		*inv, *rec;
+	struct jbuf	 jb = { NULL, 0, 0, 0 };
 	const char	*hash;
 	size_t		 hlen;
 	uint64_t	 seq;
@@ -712,24 +718,21 @@ as_sync(struct agent_session *s, const struct msg *m)
 		as_fail(s, "bad_message", "sync: 'inventory' must be a map");
 		return;
 	}
-	if ((inv = mp_to_json(invo)) == NULL || !json_is_object(inv)) {
-		json_decref(inv);
+	if (as_inventory_text(s, hash, hlen, invo, &jb) == -1) {
+		jbuf_free(&jb);
 		as_fail(s, "bad_message", "sync: 'inventory' cannot be stored "
-		    "as JSON (string keys and UTF-8 strings only)");
+		    "as JSON (string keys and UTF-8 strings without NUL only)");
 		return;
 	}
-	if (as_json_has_nul(inv)) {
-		json_decref(inv);
-		as_fail(s, "bad_message", "sync: 'inventory' holds a string "
-		    "with a NUL byte");
-		return;
-	}
-	rec = as_inventory_rec(s, hash, hlen, inv);
-	json_decref(inv);
-	if ((it = as_item(seq, AK_INVENTORY, rec)) == NULL) {
+	if ((it = calloc(1, sizeof(*it))) == NULL) {
+		jbuf_free(&jb);
 		as_send_retry(s, seq, "the server is short of memory");
 		return;
 	}
+	it->json = jb.p;	/* the item owns the text now */
+	it->len = jb.len;
+	it->seq = seq;
+	it->kind = AK_INVENTORY;
 	memcpy(it->hash, hash, hlen);	/* hlen < sizeof(it->hash) */
 	it->hash[hlen] = '\0';
 	as_submit(s, &qa_inventory_class, it);

@@ -243,6 +243,27 @@ api_send_metrics(struct evhttp_request *req, struct api *api)
 	evbuffer_free(b);
 }
 
+/*
+ * The device exists and the caller may act on it (the worker checked):
+ * tell its agent, if connected, to sync now.  On the loop, where the
+ * agent sessions live.
+ */
+static void
+api_push_sync(struct api_req *ar)
+{
+	json_decref(ar->resp);
+	ar->resp = NULL;
+	if (agents_push_sync(ar->cd->agents, ar->id) == -1) {
+		api_req_fail(ar, 409, "not_connected", "device %s is not "
+		    "connected; its agent syncs when it next connects", ar->id);
+		return;
+	}
+	ar->status = 202;
+	ar->resp = json_pack("{s:s, s:b}", "device", ar->id, "pushed", 1);
+	if (ar->resp == NULL)
+		api_req_fail(ar, 500, "internal", "out of memory");
+}
+
 static void
 api_job_done(int rc, const char *err, void *arg)
 {
@@ -274,6 +295,8 @@ api_job_done(int rc, const char *err, void *arg)
 		api_req_fail(ar, 500, "internal",
 		    "internal error; the server log has details");
 	}
+	if (ar->route == API_R_DEVICE_SYNC && ar->status == 200)
+		api_push_sync(ar);
 	if (ar->route == API_R_METRICS && ar->status == 200 && ar->api) {
 		api_send_metrics(req, ar->api);
 	} else {
@@ -455,10 +478,20 @@ api_route(struct api_req *ar, enum evhttp_cmd_type cmd, const char *path)
 		ar->route = routes[i].route;
 		return;
 	}
-	if (strncmp(path, "/devices/", 9) == 0 && len > 9 &&
-	    memchr(path + 9, '/', len - 9) == NULL) {
-		ar->route = API_R_DEVICE;
-		if (!get) {
+	/* /devices/{id} and /devices/{id}/sync */
+	if (strncmp(path, "/devices/", 9) == 0 && len > 9) {
+		int sync = len > 14 &&
+		    strncmp(path + len - 5, "/sync", 5) == 0;
+
+		if (sync)
+			len -= 5;
+		if (memchr(path + 9, '/', len - 9) != NULL)
+			goto none;
+		ar->route = sync ? API_R_DEVICE_SYNC : API_R_DEVICE;
+		if (sync && cmd != EVHTTP_REQ_POST) {
+			ar->allow = "POST";
+			api_prefail(ar, 405, "method_not_allowed", "use POST");
+		} else if (!sync && !get) {
 			ar->allow = "GET, HEAD";
 			api_prefail(ar, 405, "method_not_allowed", "use GET");
 		}
@@ -474,6 +507,7 @@ api_route(struct api_req *ar, enum evhttp_cmd_type cmd, const char *path)
 		}
 		return;
 	}
+none:
 	ar->route = API_R_NONE;
 	api_prefail(ar, 404, "not_found", "no such resource");
 }

@@ -41,6 +41,7 @@ enum api_route {
 	API_R_ENROLL,
 	API_R_DEVICES,
 	API_R_DEVICE,
+	API_R_DEVICE_SYNC,	/* POST /devices/{id}/sync: push 'sync_now' */
 	API_R_GROUPS,
 	API_R_METRICS		/* /metrics behind authentication */
 };

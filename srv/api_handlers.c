@@ -641,6 +641,15 @@ api_job_run(PGconn *conn, void *arg, char *err, size_t errlen)
 		return api_devices(conn, ar, &au, err, errlen);
 	case API_R_DEVICE:
 		return api_device(conn, ar, &au, err, errlen);
+	case API_R_DEVICE_SYNC:
+		/* Pushing changes nothing stored, but it is an action. */
+		if (!au.can_write) {
+			api_req_fail(ar, 403, "forbidden", "this account may "
+			    "not act on devices");
+			return DB_OK;
+		}
+		/* The look-up proves the device is there and in scope. */
+		return api_device(conn, ar, &au, err, errlen);
 	case API_R_GROUPS:
 		return api_groups(conn, ar, &au, err, errlen);
 	default:

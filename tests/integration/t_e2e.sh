@@ -148,10 +148,29 @@ api_anon GET /metrics >/dev/null
 assert_status 200 "/metrics"
 assert_eq 3 "$(metric "$AGENTS_METRIC")" "$AGENTS_METRIC"
 
+step "push: the server tells a connected agent to sync now"
+inv_syncs_above() { [ "$(metric canopy_syncs_inventory_total)" -gt "$1" ]; }
+n=$(metric canopy_syncs_inventory_total)
+api POST "/api/v1/devices/$first/sync" >/dev/null
+assert_status 202 "POST /devices/{id}/sync"
+assert_eq true "$(json .pushed)" "POST /devices/{id}/sync .pushed"
+wait_for "a full-inventory sync after the push" 30 inv_syncs_above "$n"
+n=$(metric canopy_syncs_inventory_total)
+out=$(ctl device sync "$first") || fail "canopyctl device sync failed"
+assert_contains "$out" "sync requested" "canopyctl device sync"
+wait_for "a full-inventory sync after canopyctl device sync" 30 inv_syncs_above "$n"
+api GET "/api/v1/devices/$first/sync" >/dev/null
+assert_status 405 "GET /devices/{id}/sync"
+api POST /api/v1/devices/00000000-0000-4000-8000-000000000000/sync >/dev/null
+assert_status 404 "POST /devices/{unknown}/sync"
+
 step "clean shutdown"
 for a in a1 a2 a3; do
 	agent_stop "$a"
 done
 wait_for "$AGENTS_METRIC to be 0 after the agents stopped" 30 \
     metric_is "$AGENTS_METRIC" 0
+api POST "/api/v1/devices/$first/sync" >/dev/null
+assert_status 409 "POST /devices/{id}/sync while its agent is stopped"
+assert_eq not_connected "$(json .error.code)" "the push error code"
 canopyd_stop

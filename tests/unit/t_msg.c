@@ -640,6 +640,131 @@ test_json(void)
 	msgpack_sbuffer_destroy(&s2);
 }
 
+/* Packs raw msgpack bytes' single object into a fresh unpacked. */
+static int
+unpack_one(const char *buf, size_t len, msgpack_unpacked *up)
+{
+	size_t	 off = 0;
+
+	msgpack_unpacked_init(up);
+	return msgpack_unpack_next(up, buf, len, &off) ==
+	    MSGPACK_UNPACK_SUCCESS ? 0 : -1;
+}
+
+/* The text writer says what the tree writer says, as JSON values. */
+static void
+json_text_same(const char *json)
+{
+	json_t			*j, *tree, *back;
+	json_error_t		 jerr;
+	msgpack_unpacked	 up;
+	struct jbuf		 jb = { NULL, 0, 0, 0 };
+
+	j = json_loads(json, JSON_ALLOW_NUL, &jerr);
+	CHECK(j != NULL);
+	start();
+	CHECK(mp_pack_json(&pk, j) == 0);
+	CHECK(unpack_one(sb.data, sb.size, &up) == 0);
+	tree = mp_to_json(&up.data);
+	CHECK(mp_to_json_text(&jb, &up.data) == 0);
+	back = jb.p ? json_loadb(jb.p, jb.len, 0, &jerr) : NULL;
+	if (back == NULL)
+		fprintf(stderr, "json text of %s: %s\n", json,
+		    jb.p ? jb.p : "(none)");
+	CHECK(back != NULL && tree != NULL && json_equal(back, tree));
+	CHECK(jb.p != NULL && strlen(jb.p) == jb.len);
+	json_decref(back);
+	json_decref(tree);
+	json_decref(j);
+	jbuf_free(&jb);
+	msgpack_unpacked_destroy(&up);
+}
+
+/* One string value through the text writer: 0, or -1 if refused. */
+static int
+json_text_str(const char *s, size_t n, char *out, size_t outlen)
+{
+	msgpack_unpacked	 up;
+	struct jbuf		 jb = { NULL, 0, 0, 0 };
+	int			 rc;
+
+	start();
+	msgpack_pack_str(&pk, n);
+	msgpack_pack_str_body(&pk, s, n);
+	if (unpack_one(sb.data, sb.size, &up) == -1)
+		return -1;
+	rc = mp_to_json_text(&jb, &up.data);
+	if (rc == 0)
+		snprintf(out, outlen, "%s", jb.p);
+	jbuf_free(&jb);
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+#define DEEP	(MSG_MAX_DEPTH + 40)
+
+static void
+test_json_text(void)
+{
+	msgpack_object		 deep[DEEP + 1];
+	msgpack_unpacked	 up;
+	struct jbuf		 jb = { NULL, 0, 0, 0 };
+	char			 out[256];
+	int			 i;
+
+	json_text_same("{\"a\": 1, \"b\": -2, \"c\": \"x\", \"d\": [true, "
+	    "false, null, 1.5, -0.25, 1e300], \"e\": {\"f\": {}}, \"g\": []}");
+	json_text_same("{\"max\": 9223372036854775807, "
+	    "\"min\": -9223372036854775808, \"zero\": 0}");
+	json_text_same("{\"quote\": \"a\\\"b\", \"bs\": \"c\\\\d\", "
+	    "\"ctl\": \"\\t\\n\\r\\u0001\\u001f\", \"slash\": \"/\"}");
+	json_text_same("{\"utf8\": \"Zürich Ελλάδα 東京 \\ud83c\\udf33\", "
+	    "\"k\\u00e9y\": [\"\", \"a\"]}");
+	json_text_same("[[[[[[[[1]]]]]]]]");
+
+	/* Exactly the escapes JSON needs, nothing more. */
+	CHECK(json_text_str("a\"b\\c\n\x01/", 8, out, sizeof(out)) == 0);
+	CHECK_STR(out, "\"a\\\"b\\\\c\\u000a\\u0001/\"");
+	CHECK(json_text_str("\xc3\xa9", 2, out, sizeof(out)) == 0);
+	CHECK_STR(out, "\"\xc3\xa9\"");
+	/* What jsonb would refuse is refused here, before it fails a batch. */
+	CHECK(json_text_str("a\0b", 3, out, sizeof(out)) == -1);
+	CHECK(json_text_str("\xff", 1, out, sizeof(out)) == -1);
+	CHECK(json_text_str("\xc3", 1, out, sizeof(out)) == -1);	/* cut */
+	CHECK(json_text_str("\xc0\xaf", 2, out, sizeof(out)) == -1); /* overlong */
+	CHECK(json_text_str("\xed\xa0\x80", 3, out, sizeof(out)) == -1); /* surrogate */
+
+	/* Non-string keys, and nesting past the limit, are refused. */
+	start();
+	msgpack_pack_map(&pk, 1);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_nil(&pk);
+	CHECK(unpack_one(sb.data, sb.size, &up) == 0);
+	CHECK(mp_to_json_text(&jb, &up.data) == -1 && jb.err);
+	jbuf_free(&jb);
+	msgpack_unpacked_destroy(&up);
+	/* msgpack-c unpacks at most 32 levels: build a deeper one by hand. */
+	for (i = 0; i < DEEP; i++) {
+		deep[i].type = MSGPACK_OBJECT_ARRAY;
+		deep[i].via.array.size = 1;
+		deep[i].via.array.ptr = &deep[i + 1];
+	}
+	deep[DEEP].type = MSGPACK_OBJECT_NIL;
+	CHECK(mp_to_json_text(&jb, &deep[DEEP - 20]) == 0);
+	jbuf_free(&jb);
+	CHECK(mp_to_json_text(&jb, &deep[0]) == -1);
+	jbuf_free(&jb);
+	CHECK(mp_to_json_text(&jb, NULL) == -1);
+	jbuf_free(&jb);
+
+	/* An error sticks: nothing more is appended after it. */
+	jbuf_raw(&jb, "x", 1);
+	jb.err = 1;
+	jbuf_raw(&jb, "y", 1);
+	CHECK(jb.len == 1);
+	jbuf_free(&jb);
+}
+
 static void
 test_pack_error(void)
 {
@@ -701,6 +826,7 @@ main(void)
 	test_events();
 	test_lifetime();
 	test_json();
+	test_json_text();
 	test_pack_error();
 	msgpack_sbuffer_destroy(&sb);
 	TEST_DONE();
