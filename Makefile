@@ -62,6 +62,8 @@ TOOLS = $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 .PHONY: all check unit demo demo-stop bench fuzz fuzz-build install clean deps asan
 .SUFFIXES:
+# Keep objects of the test programs and tools: they are not throwaway.
+.SECONDARY:
 
 all: $(BINS) $(UNITS) $(TOOLS)
 

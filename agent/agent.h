@@ -78,8 +78,12 @@ json_t	*inventory_collect(void);
  * (and their hash) are the same whenever the content is.
  */
 int	 inventory_pack(msgpack_packer *, const json_t *);
-/* Collects, packs into sb and hashes (sha256 hex of the packed bytes). */
-int	 inventory_build(msgpack_sbuffer *sb, char hash[65]);
+/*
+ * Collects, packs into sb and hashes (sha256 hex of the packed bytes).  A
+ * non-empty name is added as the inventory's "name": the display name the
+ * device was enrolled with, which the server prefers to its host name.
+ */
+int	 inventory_build(msgpack_sbuffer *sb, char hash[65], const char *name);
 
 /* state.c */
 
@@ -88,6 +92,7 @@ struct agent_state {
 	char	 server[512];		/* host:port */
 	char	 device_id[128];
 	char	 inv_hash[129];		/* last acknowledged inventory hash */
+	char	 name[256];		/* display name from --name, or "" */
 };
 
 /* Reads DIR/state.json; -1 (with err) when missing or unreadable. */

@@ -900,7 +900,7 @@ inventory_pack(msgpack_packer *pk, const json_t *j)
 }
 
 int
-inventory_build(msgpack_sbuffer *sb, char hash[65])
+inventory_build(msgpack_sbuffer *sb, char hash[65], const char *name)
 {
 	msgpack_packer	 pk;
 	json_t		*inv;
@@ -908,6 +908,11 @@ inventory_build(msgpack_sbuffer *sb, char hash[65])
 
 	if ((inv = inventory_collect()) == NULL)
 		return -1;
+	if (name != NULL && name[0] != '\0' &&
+	    json_object_set_new(inv, "name", json_string(name)) == -1) {
+		json_decref(inv);
+		return -1;
+	}
 	msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
 	rv = inventory_pack(&pk, inv);
 	json_decref(inv);

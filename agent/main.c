@@ -102,7 +102,7 @@ cmd_enroll(int argc, char **argv)
 	char			*key = NULL, *cert = NULL, *capem;
 	struct agent_state	 st;
 	size_t			 len;
-	int			 ch, force = 0;
+	int			 ch, force = 0, named = 0;
 
 	if (gethostname(name, sizeof(name)) == -1)
 		strlcpy(name, "agent", sizeof(name));
@@ -113,7 +113,10 @@ cmd_enroll(int argc, char **argv)
 		case 'c': ca = optarg; break;
 		case 't': token = optarg; break;
 		case 'D': dir = optarg; break;
-		case 'n': strlcpy(name, optarg, sizeof(name)); break;
+		case 'n':
+			strlcpy(name, optarg, sizeof(name));
+			named = 1;
+			break;
 		case 'f': force = 1; break;
 		default: usage();
 		}
@@ -144,6 +147,8 @@ cmd_enroll(int argc, char **argv)
 	strlcpy(st.dir, dir, sizeof(st.dir));
 	strlcpy(st.server, server, sizeof(st.server));
 	strlcpy(st.device_id, id, sizeof(st.device_id));
+	if (named)
+		strlcpy(st.name, name, sizeof(st.name));
 	if (write_in(dir, "agent.key", key, 0600) == -1 ||
 	    write_in(dir, "agent.pem", cert, 0644) == -1 ||
 	    write_in(dir, "ca.pem", capem, 0644) == -1)
@@ -282,7 +287,7 @@ agent_collect(struct agent *a)
 	char		 hash[65];
 
 	msgpack_sbuffer_init(&sb);
-	if (inventory_build(&sb, hash) == -1) {
+	if (inventory_build(&sb, hash, a->st.name) == -1) {
 		log_warnx("inventory collection failed");
 		msgpack_sbuffer_destroy(&sb);
 		return;
@@ -505,7 +510,7 @@ cmd_inventory(int argc, char **argv)
 		usage();
 	log_init("canopy-agent", LOG_LVL_WARN, 0);
 	msgpack_sbuffer_init(&sb);
-	if (inventory_build(&sb, hash) == -1) {
+	if (inventory_build(&sb, hash, NULL) == -1) {
 		fprintf(stderr, "canopy-agent: inventory collection failed\n");
 		return 1;
 	}

@@ -115,6 +115,7 @@ state_load(const char *dir, struct agent_state *st, char *err, size_t errlen)
 	}
 	(void)copy_field(o, "inventory_hash", st->inv_hash,
 	    sizeof(st->inv_hash));
+	(void)copy_field(o, "name", st->name, sizeof(st->name));
 	json_decref(o);
 	return 0;
 }
@@ -131,6 +132,11 @@ state_save(const struct agent_state *st)
 	    "device_id", st->device_id, "inventory_hash", st->inv_hash);
 	if (o == NULL)
 		return -1;
+	if (st->name[0] != '\0' &&
+	    json_object_set_new(o, "name", json_string(st->name)) == -1) {
+		json_decref(o);
+		return -1;
+	}
 	text = json_dumps(o, JSON_INDENT(2));
 	json_decref(o);
 	if (text == NULL)

@@ -652,7 +652,7 @@ static int
 as_inventory_text(struct agent_session *s, const char *hash, size_t hlen,
     const msgpack_object *inv, struct jbuf *jb)
 {
-	const msgpack_object *ifs, *ifc;
+	const msgpack_object *ifs, *ifc, *v;
 	struct as_addrs	*ip, *mac;
 	uint32_t	 i;
 
@@ -674,7 +674,10 @@ as_inventory_text(struct agent_session *s, const char *hash, size_t hlen,
 	jbuf_str(jb, s->device_id, strlen(s->device_id));
 	jbuf_raw(jb, ",\"hash\":", 8);
 	jbuf_str(jb, hash, hlen);
-	as_jkv(jb, "name", as_mstr(inv, "hostname", MSG_MAX_NAME));
+	/* The name chosen at enrolment, else the host's own. */
+	if ((v = as_mstr(inv, "name", MSG_MAX_NAME)) == NULL)
+		v = as_mstr(inv, "hostname", MSG_MAX_NAME);
+	as_jkv(jb, "name", v);
 	as_jkv(jb, "fqdn", as_mstr(inv, "fqdn", MSG_MAX_NAME));
 	as_jkv(jb, "os", as_mstr(mp_map_get(inv, "os"), "pretty_name",
 	    MSG_MAX_NAME));

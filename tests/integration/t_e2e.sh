@@ -103,6 +103,14 @@ for id in $ids; do
 	assert_eq "$(uname -r)" "$(json .inventory.os.kernel)" "inventory os.kernel of $id"
 done
 
+step "devices carry the names they were enrolled with"
+names_are() {
+	api GET /api/v1/devices >/dev/null
+	[ "$(json '[.devices[].name] | sort | join(" ")')" = "$1" ]
+}
+wait_for "device names a1 a2 a3 (canopy-agent enroll --name)" 30 \
+    names_are "a1 a2 a3"
+
 step "canopyctl sees the same"
 ctl_login
 ctl_out=$(ctl device list --json) || fail "canopyctl device list --json failed"

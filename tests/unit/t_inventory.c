@@ -163,12 +163,31 @@ t_pack_stable(void)
 	/* The real collector: twice, the same hash. */
 	msgpack_sbuffer_init(&a);
 	msgpack_sbuffer_init(&b);
-	CHECK(inventory_build(&a, h1) == 0);
-	CHECK(inventory_build(&b, h2) == 0);
+	CHECK(inventory_build(&a, h1, NULL) == 0);
+	CHECK(inventory_build(&b, h2, "") == 0);
 	CHECK(strlen(h1) == 64);
 	CHECK_STR(h1, h2);
 	msgpack_sbuffer_destroy(&a);
 	msgpack_sbuffer_destroy(&b);
+
+	/* A display name is part of the inventory, so of its hash. */
+	msgpack_sbuffer_init(&a);
+	CHECK(inventory_build(&a, h2, "front-desk-3") == 0);
+	CHECK(strcmp(h1, h2) != 0);
+	{
+		msgpack_unpacked up;
+		const msgpack_object *n;
+
+		msgpack_unpacked_init(&up);
+		CHECK(msgpack_unpack_next(&up, a.data, a.size, NULL) ==
+		    MSGPACK_UNPACK_SUCCESS);
+		n = mp_map_get(&up.data, "name");
+		CHECK(n != NULL && n->type == MSGPACK_OBJECT_STR &&
+		    n->via.str.size == 12 &&
+		    memcmp(n->via.str.ptr, "front-desk-3", 12) == 0);
+		msgpack_unpacked_destroy(&up);
+	}
+	msgpack_sbuffer_destroy(&a);
 }
 
 static void
@@ -180,7 +199,7 @@ t_collect(void)
 	char		 hash[65], reason[256];
 
 	msgpack_sbuffer_init(&sb);
-	CHECK(inventory_build(&sb, hash) == 0);
+	CHECK(inventory_build(&sb, hash, NULL) == 0);
 	CHECK(mp_validate(sb.data, sb.size, 16, reason, sizeof(reason)) == 0);
 	msgpack_unpacked_init(&up);
 	CHECK(msgpack_unpack_next(&up, sb.data, sb.size, NULL) ==
