@@ -136,6 +136,8 @@ int	 event_severity_ok(const char *);
 
 struct session;
 
+struct msg;
+
 enum session_kind { SK_SYNC, SK_EVENTS, SK_HEARTBEAT };
 
 struct session_hooks {
@@ -162,6 +164,17 @@ struct session_hooks {
 	void	(*down)(struct session *, void *arg, const char *why);
 	/* The session stopped for good (unknown_device). */
 	void	(*dead)(struct session *, void *arg, const char *why);
+	/*
+	 * A message the session does not handle itself (policy, task); NULL:
+	 * such messages are a protocol error.
+	 */
+	void	(*message)(struct session *, void *arg, const struct msg *);
+	/*
+	 * ack (ok 1) or retry (ok 0, after after_ms) of a seq the session did
+	 * not send itself: one from session_send_seq.
+	 */
+	void	(*other_acked)(struct session *, void *arg, uint64_t seq,
+		    int ok, uint64_t after_ms);
 };
 
 struct session_cfg {
@@ -189,6 +202,10 @@ void	 session_events_kick(struct session *);
 int	 session_is_up(const struct session *);
 const char *session_device_id(const struct session *);
 void	 session_set_arg(struct session *, void *);
+/* Sends a message while up (sb consumed); -1 if the session is not up. */
+int	 session_send(struct session *, msgpack_sbuffer *);
+/* A fresh seq for a message the caller sends and tracks (other_acked). */
+uint64_t session_next_seq(struct session *);
 /* The hash the server last acknowledged (from the state directory). */
 void	 session_set_acked_hash(struct session *, const char *);
 
@@ -233,5 +250,29 @@ struct enrollment *enroll_start(struct event_base *, SSL_CTX *ctx,
 	    const struct sockaddr *, socklen_t, const char *sni,
 	    const char *ca_file, const char *token, const char *name,
 	    enroll_done_cb, void *arg);
+
+/*
+ * agent/policy.c: the device's effective policy (docs/PROTOCOL.md "policy").
+ * Settings of product "canopy-agent" are applied by the agent; every
+ * product's settings are stored in DIR/policy.json for local applications.
+ */
+int	 agent_policy_init(const char *state_dir);
+/* A policy message: apply, store, answer policy_ack. */
+void	 agent_policy_on_msg(struct session *, const struct msg *);
+/* One canopy-agent setting, or def when the policy does not set it. */
+int64_t	 agent_policy_int(const char *key, int64_t def);
+int	 agent_policy_bool(const char *key, int def);
+
+/*
+ * agent/tasks.c: runs tasks (docs/PROTOCOL.md "task"): inventory_refresh,
+ * run_command (only where the policy allows it), and reports the results,
+ * kept on disk until the server acknowledges them.
+ */
+int	 agent_tasks_init(struct event_base *, const char *state_dir);
+void	 agent_tasks_on_msg(struct session *, const struct msg *);
+void	 agent_tasks_acked(struct session *, uint64_t seq, int ok,
+	    uint64_t after_ms);
+/* The session is up: resend results not yet acknowledged. */
+void	 agent_tasks_up(struct session *);
 
 #endif

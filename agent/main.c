@@ -247,6 +247,24 @@ hook_up(struct session *s, void *arg, const char *device_id)
 	if (device_id[0] != '\0' && strcmp(device_id, a->st.device_id) != 0)
 		log_warnx("server knows this agent as %s, state says %s",
 		    device_id, a->st.device_id);
+	agent_tasks_up(s);
+}
+
+/* Policies and tasks: their own modules. */
+static void
+hook_message(struct session *s, void *arg, const struct msg *m)
+{
+	if (m->type == MSG_POLICY)
+		agent_policy_on_msg(s, m);
+	else if (m->type == MSG_TASK)
+		agent_tasks_on_msg(s, m);
+}
+
+static void
+hook_other_acked(struct session *s, void *arg, uint64_t seq, int ok,
+    uint64_t after_ms)
+{
+	agent_tasks_acked(s, seq, ok, after_ms);
 }
 
 static void
@@ -270,6 +288,8 @@ hook_dead(struct session *s, void *arg, const char *why)
 }
 
 static const struct session_hooks agent_hooks = {
+	.message = hook_message,
+	.other_acked = hook_other_acked,
 	.inventory = hook_inventory,
 	.inventory_acked = hook_inventory_acked,
 	.events_take = hook_events_take,
@@ -434,6 +454,10 @@ cmd_run(int argc, char **argv)
 	hostname[sizeof(hostname) - 1] = '\0';
 	cfg.name = hostname;
 	cfg.reconnect = 1;
+	if (agent_policy_init(a.st.dir) == -1)
+		fatalx("cannot read the stored policy in %s", a.st.dir);
+	if (agent_tasks_init(a.base, a.st.dir) == -1)
+		fatalx("cannot set up the task runner in %s", a.st.dir);
 	if ((a.sess = session_new(&cfg, &agent_hooks, &a)) == NULL)
 		fatalx("out of memory");
 	session_set_acked_hash(a.sess, a.st.inv_hash);

@@ -568,7 +568,10 @@ handle_ack(struct session *s, struct msg *m)
 			s->hooks->acked(s, s->arg, SK_HEARTBEAT, 0,
 			    now - s->hb_sent_us);
 	} else {
-		log_debug("ack for unknown seq %" PRIu64, seq);
+		if (seq != 0 && s->hooks->other_acked != NULL)
+			s->hooks->other_acked(s, s->arg, seq, 1, 0);
+		else
+			log_debug("ack for unknown seq %" PRIu64, seq);
 		return;
 	}
 	session_pump(s);
@@ -608,8 +611,11 @@ handle_retry(struct session *s, struct msg *m)
 		if (s->hooks->retried != NULL)
 			s->hooks->retried(s, s->arg, SK_HEARTBEAT);
 		return;
-	} else
+	} else {
+		if (seq != 0 && s->hooks->other_acked != NULL)
+			s->hooks->other_acked(s, s->arg, seq, 0, after);
 		return;
+	}
 	session_pump(s);
 }
 
@@ -666,11 +672,34 @@ sess_on_frame(struct conn *c, const uint8_t *body, size_t len, void *arg)
 			s->hooks->error(s, s->arg, code, text);
 		break;
 	default:
+		if (s->hooks->message != NULL && s->state == SS_UP &&
+		    (m.type == MSG_POLICY || m.type == MSG_TASK)) {
+			s->hooks->message(s, s->arg, &m);
+			break;
+		}
 		conn_fail(c, "unexpected", "agents do not accept %s",
 		    msg_type_name(m.type));
 		break;
 	}
 	msg_free(&m);
+}
+
+int
+session_send(struct session *s, msgpack_sbuffer *sb)
+{
+	int	 rv = -1;
+
+	if (s->state == SS_UP && s->conn != NULL &&
+	    conn_send(s->conn, sb->data, sb->size) == 0)
+		rv = 0;
+	msgpack_sbuffer_destroy(sb);
+	return rv;
+}
+
+uint64_t
+session_next_seq(struct session *s)
+{
+	return ++s->seq;
 }
 
 static void

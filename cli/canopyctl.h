@@ -148,4 +148,19 @@ int	 cmd_group(struct ctl *, int, char **);
 /* cmd_token.c */
 int	 cmd_enroll_token(struct ctl *, int, char **);
 
+/* cmd_policy.c */
+int	 cmd_policy(struct ctl *, int, char **);
+
+/* cmd_task.c */
+int	 cmd_task(struct ctl *, int, char **);
+
+/* cmd_admin.c */
+int	 cmd_event(struct ctl *, int, char **);
+int	 cmd_audit(struct ctl *, int, char **);
+int	 cmd_admin(struct ctl *, int, char **);
+
+/* cmd_rules.c */
+int	 cmd_status_rule(struct ctl *, int, char **);
+int	 cmd_moving_rule(struct ctl *, int, char **);
+
 #endif

@@ -38,17 +38,21 @@ static const char usage_text[] =
 "  --config-dir DIR   default $XDG_CONFIG_HOME/canopy or ~/.config/canopy\n"
 "  -v, --verbose      show requests\n"
 "\n"
-"commands:\n"
+"commands (each has its own --help):\n"
 "  login [--user NAME] [--password-stdin]   start a session (password from\n"
 "                     the terminal, stdin, or $CANOPY_PASSWORD)\n"
 "  logout             end the session\n"
 "  whoami             show the session's user, virtual server and roles\n"
-"  device list [--group G] [--recursive] [--status S] [-q TEXT]\n"
-"              [--limit N] [--all]\n"
-"  device show ID     a device and its inventory\n"
-"  group list\n"
-"  enroll-token create [--group G] [--uses N] [--ttl SECONDS]\n"
-"              [--ca-out FILE] [--agent-address HOST:PORT]\n";
+"  device             list, show, sync, move devices; effective policy\n"
+"  group              list, create, rename, move, delete groups\n"
+"  enroll-token       create enrolment tokens for agents\n"
+"  policy             create, list, show, update, delete policies\n"
+"  task               create, list, show tasks and their results\n"
+"  event              list events\n"
+"  audit              list the audit log\n"
+"  admin              add, list, unlock administrators\n"
+"  status-rule        list, create, delete status rules\n"
+"  moving-rule        list, create, delete moving rules\n";
 
 static void
 usage(FILE *f)
@@ -188,6 +192,19 @@ static const struct {
 	{ "group",		cmd_group },
 	{ "groups",		cmd_group },
 	{ "enroll-token",	cmd_enroll_token },
+	{ "policy",		cmd_policy },
+	{ "policies",		cmd_policy },
+	{ "task",		cmd_task },
+	{ "tasks",		cmd_task },
+	{ "event",		cmd_event },
+	{ "events",		cmd_event },
+	{ "audit",		cmd_audit },
+	{ "admin",		cmd_admin },
+	{ "admins",		cmd_admin },
+	{ "status-rule",	cmd_status_rule },
+	{ "status-rules",	cmd_status_rule },
+	{ "moving-rule",	cmd_moving_rule },
+	{ "moving-rules",	cmd_moving_rule },
 };
 
 int

@@ -37,6 +37,7 @@
 #define MSG_MAX_CSR		16384
 #define MSG_MAX_EVENTS		1000	/* events in one message */
 #define MSG_MAX_EVENT_TEXT	4096
+#define MSG_MAX_TASK_OUTPUT	(64u * 1024)	/* a task's captured output */
 #define MSG_MAX_SHORT		64	/* ids, codes, event types, versions */
 #define MSG_MAX_HASH		128
 #define MSG_MAX_TEXT		4096	/* error and retry messages */
@@ -70,6 +71,7 @@
 #define API_MAX_BODY_MIN	(4u * 1024)
 #define API_MAX_BODY_MAX	(64u * 1024 * 1024)
 #define API_MAX_HEADERS		8192
+#define API_ROUTE_ALLOW_MAX	64	/* the Allow header of a 405 */
 #define API_BODY_SLACK		(1u * 1024 * 1024) /* over api-max-body: JSON 413 */
 #define API_PAGE_DEFAULT	100
 #define API_PAGE_MAX		1000

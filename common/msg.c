@@ -382,6 +382,34 @@ static const struct field f_retry[] = {
 	{ "message", F_STR, 0, MSG_MAX_TEXT, NULL, NULL },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
+static const char *const task_states[] = {
+	"done", "failed", "refused", NULL
+};
+static const struct field f_policy[] = {
+	{ "hash", F_STR, 1, MSG_MAX_HASH, NULL, NULL },
+	{ "settings", F_MAP, 1, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_policy_ack[] = {
+	{ "hash", F_STR, 1, MSG_MAX_HASH, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_task[] = {
+	{ "run", F_STR, 1, MSG_MAX_SHORT, NULL, NULL },
+	{ "type", F_STR, 1, MSG_MAX_SHORT, NULL, NULL },
+	{ "params", F_MAP, 0, 0, NULL, NULL },
+	{ "expires", F_UINT, 0, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_task_result[] = {
+	{ "seq", F_UINT, 1, 0, NULL, NULL },
+	{ "run", F_STR, 1, MSG_MAX_SHORT, NULL, NULL },
+	{ "state", F_STR, 1, 16, task_states, NULL },
+	{ "exit_code", F_UINT, 0, 0, NULL, NULL },
+	{ "output", F_STR, 0, MSG_MAX_TASK_OUTPUT, NULL, NULL },
+	{ "finished", F_UINT, 1, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
 static const struct field f_none[] = {
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
@@ -400,6 +428,10 @@ static const struct {
 	[MSG_EVENTS] = { "events", f_events },
 	[MSG_HEARTBEAT] = { "heartbeat", f_seq },
 	[MSG_SYNC_NOW] = { "sync_now", f_none },
+	[MSG_POLICY] = { "policy", f_policy },
+	[MSG_POLICY_ACK] = { "policy_ack", f_policy_ack },
+	[MSG_TASK] = { "task", f_task },
+	[MSG_TASK_RESULT] = { "task_result", f_task_result },
 };
 
 const char *

@@ -41,6 +41,10 @@ enum msg_type {
 	MSG_EVENTS,
 	MSG_HEARTBEAT,
 	MSG_SYNC_NOW,
+	MSG_POLICY,		/* server: the device's effective policy */
+	MSG_POLICY_ACK,		/* agent: that policy is applied */
+	MSG_TASK,		/* server: run this */
+	MSG_TASK_RESULT,	/* agent: how it went */
 	MSG_TYPE_MAX
 };
 

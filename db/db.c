@@ -460,7 +460,42 @@ db_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(conn, db_notice, NULL);
+	/* The server's own work sees every tenant; API jobs narrow it. */
+	if (db_system(conn) == -1) {
+		db_seterr(err, errlen, NULL, PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
 	return conn;
+}
+
+static int
+db_set_tenant(PGconn *conn, const char *value)
+{
+	const char	*params[1] = { value };
+	PGresult	*res;
+	int		 ok;
+
+	res = PQexecParams(conn, "SELECT set_config('canopy.vs_id', $1, false)",
+	    1, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+int
+db_system(PGconn *conn)
+{
+	return db_set_tenant(conn, "system");
+}
+
+int
+db_tenant(PGconn *conn, int vs_id)
+{
+	char	 v[16];
+
+	snprintf(v, sizeof(v), "%d", vs_id);
+	return db_set_tenant(conn, v);
 }
 
 static void

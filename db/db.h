@@ -91,6 +91,15 @@ PGresult *db_exec(PGconn *, int *rc, char *err, size_t errlen,
 int	 db_begin(PGconn *, char *err, size_t errlen);
 int	 db_commit(PGconn *, char *err, size_t errlen);
 void	 db_rollback(PGconn *);
+/*
+ * Row-level security (db/migrations/003_tenants.sql): whose rows this
+ * connection sees.  Worker connections start as db_system (every tenant);
+ * an API job narrows its connection to the caller's virtual server with
+ * db_tenant and must return it with db_system.  -1 on failure.
+ */
+int	 db_system(PGconn *);
+int	 db_tenant(PGconn *, int vs_id);
+
 /* DB_EDOWN if the connection is bad, else DB_ERR. */
 int	 db_errclass(PGconn *);
 

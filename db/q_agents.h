@@ -37,6 +37,7 @@ struct qa_item {
 	uint64_t	 seq;
 	uint8_t		 kind;		/* the caller's */
 	uint8_t		 need_inventory;
+	uint8_t		 noack;		/* answer neither ack nor retry */
 	uint32_t	 nevents;
 	/*
 	 * One JSON record, serialised at once so that a queued item holds a

@@ -296,6 +296,11 @@ admin_add_main(struct conf *conf, int argc, char **argv)
 		PQfinish(conn);
 		return 1;
 	}
+	if (db_system(conn) == -1) {
+		fprintf(stderr, "canopyd: database: %s", PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
 	rc = admin_insert(conn, name, principal, len > 0 ? hash : NULL, role);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	PQfinish(conn);

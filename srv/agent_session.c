@@ -41,10 +41,11 @@
 #include "msg.h"
 #include "pki.h"
 #include "srv/agents_int.h"
+#include "srv/modules.h"
 #include "util.h"
 
 /* Kinds of batch items, for the done callback. */
-enum { AK_TOUCH_SYNC, AK_TOUCH_HEARTBEAT, AK_INVENTORY, AK_EVENTS };
+enum { AK_TOUCH_SYNC, AK_TOUCH_HEARTBEAT, AK_INVENTORY, AK_EVENTS, AK_MODULE };
 
 /* Latest representable timestamp we store (9999-12-31), in ms. */
 #define AS_TIME_MAX_MS	253402300799999LL
@@ -226,6 +227,17 @@ as_send_retry(struct agent_session *s, uint64_t seq, const char *why)
 	as_send(s, &sb);
 }
 
+int
+agent_session_send(struct agent_session *s, msgpack_sbuffer *sb)
+{
+	if (!as_alive(s) || s->state != AS_SESSION) {
+		msgpack_sbuffer_destroy(sb);
+		return -1;
+	}
+	as_send(s, sb);
+	return 0;
+}
+
 void
 agent_session_sync_now(struct agent_session *s)
 {
@@ -294,6 +306,8 @@ as_lookup_done(int rc, const char *err, void *arg)
 	log_debug("agent %s: session from %s", s->device_id,
 	    conn_peer_addr(s->conn));
 	as_send_hello(s);
+	/* Policies, pending tasks: what the modules have for it. */
+	modules_session_ready(s->cd, s->device_id, s->vs_id);
  out:
 	free(l);
 	agent_session_unref(s);
@@ -491,7 +505,11 @@ as_write_done(int rc, const char *err, void *arg)
 	} else if (rc == DB_ERR)
 		log_warnx("agent %s: write failed: %s", as_who(s),
 		    err ? err : "?");
-	if (as_alive(s) && s->state == AS_SESSION) {
+	if (it->noack) {
+		if (rc != DB_OK)
+			log_info("agent %s: %s not stored: %s", as_who(s),
+			    "module message", err ? err : "?");
+	} else if (as_alive(s) && s->state == AS_SESSION) {
 		if (rc == DB_OK)
 			as_send_ack(s, it->seq, it->need_inventory);
 		else
@@ -882,6 +900,36 @@ as_unexpected(struct agent_session *s, const struct msg *m)
 	    "state", msg_type_name(m->type), as_state_names[s->state]);
 }
 
+/* A message of another module (srv/modules.h): policy acks, task results. */
+static void
+as_module_msg(struct agent_session *s, const struct msg *m)
+{
+	const struct agent_msg_handler *h;
+	struct qa_item	*it;
+	char		 why[256];
+
+	for (h = agent_msg_handlers; h->type != 0; h++)
+		if (h->type == m->type)
+			break;
+	if (h->type == 0) {
+		as_unexpected(s, m);
+		return;
+	}
+	if (!h->noack && as_throttled(s, msg_uint(m, "seq", 0)))
+		return;
+	why[0] = '\0';
+	if ((it = h->item(s->device_id, s->vs_id, m, why,
+	    sizeof(why))) == NULL) {
+		as_fail(s, "bad_message", "%s: %s", msg_type_name(m->type),
+		    why[0] ? why : "cannot be stored");
+		return;
+	}
+	it->seq = msg_uint(m, "seq", 0);
+	it->kind = AK_MODULE;
+	it->noack = h->noack ? 1 : 0;
+	as_submit(s, h->cls, it);
+}
+
 static void
 as_on_frame(struct conn *c, const uint8_t *body, size_t len, void *arg)
 {
@@ -933,7 +981,7 @@ as_on_frame(struct conn *c, const uint8_t *body, size_t len, void *arg)
 			as_events(s, &m);
 			break;
 		default:
-			as_unexpected(s, &m);
+			as_module_msg(s, &m);
 			break;
 		}
 		break;

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "pki.h"
 #include "srv/agents_int.h"
+#include "srv/modules.h"
 #include "db/q_agents.h"
 #include "util.h"
 
@@ -405,4 +406,33 @@ agents_push_sync(struct agents *ag, const char *device_id)
 		return -1;
 	agent_session_sync_now(s);
 	return 0;
+}
+
+int
+agents_send(struct agents *ag, const char *device_id, msgpack_sbuffer *sb)
+{
+	struct agent_session	*s;
+
+	if (ag == NULL || device_id == NULL ||
+	    (s = agents_lookup(ag, device_id)) == NULL) {
+		msgpack_sbuffer_destroy(sb);
+		return -1;
+	}
+	return agent_session_send(s, sb);
+}
+
+void
+agents_foreach(struct agents *ag, void (*fn)(const char *, int, void *),
+    void *arg)
+{
+	struct agent_session	*s, *next;
+	size_t			 i;
+
+	if (ag == NULL)
+		return;
+	for (i = 0; i < ag->nbuckets; i++)
+		for (s = LIST_FIRST(&ag->buckets[i]); s != NULL; s = next) {
+			next = LIST_NEXT(s, hlink);
+			fn(s->device_id, s->vs_id, arg);
+		}
 }

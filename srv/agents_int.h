@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include <event2/listener.h>
+#include <msgpack.h>
 #include <openssl/ssl.h>
 
 #include "canopyd.h"
@@ -100,6 +101,8 @@ struct agent_session *agent_session_new(struct agents *,
 	    struct bufferevent *);
 void	 agent_session_close(struct agent_session *, const char *why);
 void	 agent_session_sync_now(struct agent_session *);
+/* Sends in an established session (sb consumed); -1 if there is none. */
+int	 agent_session_send(struct agent_session *, msgpack_sbuffer *);
 void	 agent_session_ref(struct agent_session *);
 void	 agent_session_unref(struct agent_session *);
 

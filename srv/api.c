@@ -61,6 +61,10 @@ static const char *const api_status_enum[] = {
 static void	 api_send(struct evhttp_request *, struct canopyd *, int,
 		    json_t *, int);
 static void	 api_req_free(struct api_req *);
+static void	 api_prefail(struct api_req *, int, const char *,
+		    const char *);
+static int	 api_endpoint_find(struct api_req *, enum evhttp_cmd_type,
+		    const char *, size_t);
 
 void
 api_req_fail(struct api_req *ar, int status, const char *code,
@@ -143,6 +147,11 @@ api_req_free(struct api_req *ar)
 	free(ar->status_q);
 	free(ar->q);
 	free(ar->vs);
+	if (ar->query != NULL) {
+		evhttp_clear_headers(ar->query);
+		free(ar->query);
+	}
+	free(ar->body_text);
 	free(ar);
 }
 
@@ -297,6 +306,9 @@ api_job_done(int rc, const char *err, void *arg)
 	}
 	if (ar->route == API_R_DEVICE_SYNC && ar->status == 200)
 		api_push_sync(ar);
+	if (ar->rt != NULL && ar->rt->after != NULL && ar->status >= 200 &&
+	    ar->status < 300)
+		ar->rt->after(ar);
 	if (ar->route == API_R_METRICS && ar->status == 200 && ar->api) {
 		api_send_metrics(req, ar->api);
 	} else {
@@ -309,6 +321,103 @@ api_job_done(int rc, const char *err, void *arg)
 	    evhttp_request_get_uri(req), ar->status,
 	    (unsigned long long)(mono_ms() - ar->start_ms));
 	api_req_free(ar);
+}
+
+/*
+ * Matches path (len bytes) against a route pattern: literal segments, and
+ * "{}" for one non-empty segment, copied (unescaped) into pp[].
+ */
+static int
+api_pattern_match(const char *pat, const char *path, size_t len,
+    char pp[API_PATH_PARAMS][API_PATH_MAX + 1])
+{
+	const char	*p = path, *end = path + len, *seg;
+	char		*dec;
+	size_t		 n, np = 0;
+
+	while (*pat != '\0') {
+		if (p >= end || *pat != '/' || *p != '/')
+			return -1;
+		pat++;
+		p++;
+		for (seg = p; p < end && *p != '/'; p++)
+			;
+		n = (size_t)(p - seg);
+		if (strncmp(pat, "{}", 2) == 0 && (pat[2] == '/' ||
+		    pat[2] == '\0')) {
+			if (n == 0 || np >= API_PATH_PARAMS ||
+			    n > API_PATH_MAX)
+				return -1;
+			memcpy(pp[np], seg, n);
+			pp[np][n] = '\0';
+			if ((dec = evhttp_uridecode(pp[np], 0, NULL)) == NULL)
+				return -1;
+			strlcpy(pp[np], dec, API_PATH_MAX + 1);
+			free(dec);
+			np++;
+			pat += 2;
+			continue;
+		}
+		if (strncmp(pat, seg, n) != 0 || (pat[n] != '/' &&
+		    pat[n] != '\0'))
+			return -1;
+		pat += n;
+	}
+	return p == end ? 0 : -1;
+}
+
+static const char *
+api_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:	return "GET";
+	case EVHTTP_REQ_POST:	return "POST";
+	case EVHTTP_REQ_PUT:	return "PUT";
+	case EVHTTP_REQ_DELETE:	return "DELETE";
+	case EVHTTP_REQ_PATCH:	return "PATCH";
+	default:		return "?";
+	}
+}
+
+/* The modules' routes: 0 when one matched (or a 405 was set), else -1. */
+static int
+api_endpoint_find(struct api_req *ar, enum evhttp_cmd_type cmd,
+    const char *path, size_t len)
+{
+	const struct api_endpoint *const *t, *r, *other = NULL;
+	char		*allow = ar->allow_buf, msg[128];
+
+	for (t = api_endpoint_tables; *t != NULL; t++) {
+		for (r = *t; r->pattern != NULL; r++) {
+			if (api_pattern_match(r->pattern, path, len,
+			    ar->pp) == -1)
+				continue;
+			if (r->method == cmd || (cmd == EVHTTP_REQ_HEAD &&
+			    r->method == EVHTTP_REQ_GET)) {
+				ar->rt = r;
+				return 0;
+			}
+			other = r;
+		}
+	}
+	if (other == NULL)
+		return -1;
+	/* The path exists with other methods: say which. */
+	allow[0] = '\0';
+	for (t = api_endpoint_tables; *t != NULL; t++)
+		for (r = *t; r->pattern != NULL; r++)
+			if (api_pattern_match(r->pattern, path, len,
+			    ar->pp) == 0) {
+				if (allow[0] != '\0')
+					strlcat(allow, ", ",
+					    sizeof(ar->allow_buf));
+				strlcat(allow, api_method_name(r->method),
+				    sizeof(ar->allow_buf));
+			}
+	ar->allow = allow;
+	snprintf(msg, sizeof(msg), "use %s", allow);
+	api_prefail(ar, 405, "method_not_allowed", msg);
+	return 0;
 }
 
 /* The pre-authentication error: answered after the credentials check. */
@@ -329,6 +438,54 @@ api_dup(char **dst, const char *src)
 	if (src == NULL)
 		return 0;
 	return (*dst = strdup(src)) == NULL ? -1 : 0;
+}
+
+/* A table route: the query parsed, the body copied (checked by run). */
+static int
+api_prepare_table(struct api_req *ar, struct evhttp_request *req,
+    const char *query)
+{
+	struct evbuffer	*in = evhttp_request_get_input_buffer(req);
+	size_t		 len = evbuffer_get_length(in);
+	char		 msg[160];
+
+	if ((ar->query = calloc(1, sizeof(*ar->query))) == NULL)
+		return -1;
+	TAILQ_INIT(ar->query);
+	if (query != NULL && evhttp_parse_query_str(query, ar->query) == -1) {
+		api_prefail(ar, 400, "bad_request",
+		    "query: malformed query string");
+		return 0;
+	}
+	if (len > ar->cd->conf->api_max_body) {
+		snprintf(msg, sizeof(msg), "body: %zu bytes exceeds the limit "
+		    "of %u (api-max-body)", len, ar->cd->conf->api_max_body);
+		api_prefail(ar, 413, "too_large", msg);
+		return 0;
+	}
+	if (len == 0)
+		return 0;
+	if ((ar->body_text = malloc(len + 1)) == NULL)
+		return -1;
+	if (evbuffer_copyout(in, ar->body_text, len) != (ev_ssize_t)len)
+		return -1;
+	ar->body_text[len] = '\0';
+	ar->body_len = len;
+	return 0;
+}
+
+const char *
+api_query(const struct api_req *ar, const char *name)
+{
+	const struct evkeyval	*kv;
+	const char		*v = NULL;
+
+	if (ar->query == NULL)
+		return NULL;
+	TAILQ_FOREACH(kv, ar->query, next)
+		if (strcmp(kv->key, name) == 0)
+			v = kv->value;
+	return v;
 }
 
 /* Parses the query and body of the request for its route. */
@@ -355,6 +512,8 @@ api_prepare(struct api_req *ar, struct evhttp_request *req, const char *query)
 		else if (api_dup(&ar->vs, v) == -1)
 			rc = -1;
 	}
+	if (ar->rt != NULL)
+		return api_prepare_table(ar, req, query);
 	switch (ar->route) {
 	case API_R_LOGIN:
 	case API_R_ENROLL:
@@ -471,6 +630,10 @@ api_route(struct api_req *ar, enum evhttp_cmd_type cmd, const char *path)
 		    strncmp(routes[i].path, path, len) != 0)
 			continue;
 		if (routes[i].post ? cmd != EVHTTP_REQ_POST : !get) {
+			/* A module may serve the other methods of it. */
+			if (api_endpoint_find(ar, cmd, path, len) == 0 &&
+			    ar->rt != NULL)
+				return;
 			ar->allow = routes[i].post ? "POST" : "GET, HEAD";
 			api_prefail(ar, 405, "method_not_allowed",
 			    routes[i].post ? "use POST" : "use GET");
@@ -509,6 +672,8 @@ api_route(struct api_req *ar, enum evhttp_cmd_type cmd, const char *path)
 	}
 none:
 	ar->route = API_R_NONE;
+	if (api_endpoint_find(ar, cmd, path, len) == 0)
+		return;
 	api_prefail(ar, 404, "not_found", "no such resource");
 }
 

@@ -30,6 +30,10 @@
 #include "canopy_limits.h"
 
 #include "api_json.h"
+#include "db/q_api.h"
+
+/* Scope lists as PostgreSQL array text: "{1,2}". */
+#define API_SCOPES_LEN	(QA_ROLES_MAX * 21 + 3)
 
 /* Private to srv/api*.c: the API server and one request in flight. */
 
@@ -47,6 +51,43 @@ enum api_route {
 };
 
 #define API_VALS_MAX	8
+#define API_PATH_PARAMS	3	/* {} segments in one route pattern */
+
+struct api_req;
+
+/*
+ * A resource of the table-driven router.  A module (srv/api_groups.c, …)
+ * lists its routes in a NULL-pattern-terminated table named in
+ * api_endpoint_tables (srv/api_endpoints.c).  The pattern is the path below
+ * /api/v1; "{}" matches one non-empty segment, copied to ar->pp[].
+ * The router answers 404/405/413 itself; authentication and the access
+ * level are checked before run; run sees the request in its worker thread
+ * (ar->body_text is the raw JSON body, validated by run with
+ * api_json_validate; api_query() reads the query string) and sets
+ * ar->status and ar->resp, or calls api_req_fail.  after, if set, runs on
+ * the loop once run answered 2xx (to push to agents, say) and may change
+ * the answer.
+ */
+enum api_access {
+	API_A_READ = 0,		/* any role: administrator, operator, auditor */
+	API_A_OPERATE,		/* operator or administrator */
+	API_A_ADMIN		/* administrator */
+};
+
+struct api_auth;
+
+struct api_endpoint {
+	enum evhttp_cmd_type	 method;
+	const char		*pattern;
+	enum api_access		 access;
+	int			(*run)(PGconn *, struct api_req *,
+				    const struct api_auth *, char *err,
+				    size_t errlen);
+	void			(*after)(struct api_req *);
+};
+
+/* srv/api_endpoints.c: every module's table, NULL-terminated. */
+extern const struct api_endpoint *const api_endpoint_tables[];
 
 struct api_req;
 TAILQ_HEAD(api_reqs, api_req);
@@ -57,6 +98,23 @@ struct api {
 	SSL_CTX			*ssl_ctx;
 	struct api_reqs		 pending;	/* jobs at the database */
 	size_t			 npending;
+};
+
+struct api_auth {
+	struct qa_admin	 admin;
+	struct qa_role	 roles[QA_ROLES_MAX];
+	size_t		 nroles;
+	int		 session;	/* by Bearer token */
+	char		 token_hash[65];
+	const char	*method;	/* "password" or "session" */
+	/* Where the request acts, and what it may see and change there. */
+	int		 vs_id;
+	char		 vs_name[API_NAME_MAX + 1];
+	char		 read_scopes[API_SCOPES_LEN];	/* "" unrestricted */
+	char		 write_scopes[API_SCOPES_LEN];
+	int		 can_read;	/* any role */
+	int		 can_write;	/* operator or administrator */
+	int		 can_admin;	/* administrator */
 };
 
 struct api_req {
@@ -89,17 +147,30 @@ struct api_req {
 	char			 cursor_name[API_NAME_MAX + 1];
 	char			 cursor_id[37];
 	char			 id[40];	/* {id} in the path */
+	/* Table-driven routes (NULL rt: a legacy route above). */
+	const struct api_endpoint	*rt;
+	char			 pp[API_PATH_PARAMS][API_PATH_MAX + 1];
+	struct evkeyvalq	*query;		/* parsed ?a=b&c=d */
+	char			*body_text;	/* NUL-terminated, or NULL */
+	size_t			 body_len;
 	/* Found wrong before authentication; answered after it. */
 	int			 err_status;
 	const char		*err_code;
 	char			 err_msg[512];
 	const char		*allow;		/* for 405 */
+	char			 allow_buf[API_ROUTE_ALLOW_MAX];
 
 	/* Output, from the worker. */
 	int			 status;
 	json_t			*resp;
 	int			 challenge;	/* WWW-Authenticate headers */
 };
+
+/* The value of ?name= (the last one given), or NULL. */
+const char *api_query(const struct api_req *, const char *name);
+/* Writes an audit row: who (actor), from ar's address, what, on what. */
+void	 api_audit(PGconn *, struct api_req *, int vs_id, const char *actor,
+	    const char *action, const char *object, json_t *detail);
 
 /* srv/api_handlers.c: runs on a database worker. */
 int	 api_job_run(PGconn *, void *arg, char *err, size_t errlen);

@@ -57,23 +57,7 @@ const struct api_field api_enroll_schema[] = {
 const size_t api_enroll_nfields =
     sizeof(api_enroll_schema) / sizeof(api_enroll_schema[0]);
 
-#define API_SCOPES_LEN	(QA_ROLES_MAX * 21 + 3)
 
-struct api_auth {
-	struct qa_admin	 admin;
-	struct qa_role	 roles[QA_ROLES_MAX];
-	size_t		 nroles;
-	int		 session;	/* by Bearer token */
-	char		 token_hash[65];
-	const char	*method;	/* "password" or "session" */
-	/* Where the request acts, and what it may see and change there. */
-	int		 vs_id;
-	char		 vs_name[API_NAME_MAX + 1];
-	char		 read_scopes[API_SCOPES_LEN];	/* "" unrestricted */
-	char		 write_scopes[API_SCOPES_LEN];
-	int		 can_read;
-	int		 can_write;
-};
 
 /* A hash to check unknown users' passwords against: same time either way. */
 static char		 api_dummy_hash[PW_HASH_MAX];
@@ -105,7 +89,7 @@ api_roles_json(const struct api_auth *au)
 	return a;
 }
 
-static void
+void
 api_audit(PGconn *conn, struct api_req *ar, int vs_id, const char *actor,
     const char *action, const char *object, json_t *detail)
 {
@@ -143,6 +127,8 @@ api_load_roles(PGconn *conn, struct api_auth *au, char *err, size_t errlen)
 		au->can_read = 1;
 		if (w)
 			au->can_write = 1;
+		if (strcmp(au->roles[i].role, "administrator") == 0)
+			au->can_admin = 1;
 		if (au->roles[i].scope == 0) {
 			read_all = 1;
 			if (w)
@@ -633,6 +619,16 @@ api_job_run(PGconn *conn, void *arg, char *err, size_t errlen)
 		api_req_fail(ar, 403, "forbidden", "this account has no role "
 		    "in virtual server '%s'", au.vs_name);
 		return DB_OK;
+	}
+	if (ar->rt != NULL) {
+		if ((ar->rt->access == API_A_OPERATE && !au.can_write) ||
+		    (ar->rt->access == API_A_ADMIN && !au.can_admin)) {
+			api_req_fail(ar, 403, "forbidden", "this needs the %s "
+			    "role", ar->rt->access == API_A_ADMIN ?
+			    "administrator" : "operator or administrator");
+			return DB_OK;
+		}
+		return ar->rt->run(conn, ar, &au, err, errlen);
 	}
 	switch (ar->route) {
 	case API_R_ENROLL:

@@ -30,6 +30,8 @@
 struct db;
 struct agents;
 struct api;
+struct tasks;
+struct rules;
 
 /*
  * Counters shown by /metrics.  Written on the loop and by db workers, so
@@ -56,6 +58,8 @@ struct canopyd {
 	struct db		*db;
 	struct agents		*agents;
 	struct api		*api;
+	struct tasks		*tasks;		/* srv/tasks.c */
+	struct rules		*rules;		/* srv/rules.c */
 	struct metrics		 metrics;
 	int64_t			 started_ms;
 	volatile int		 stopping;

@@ -43,6 +43,7 @@
 #include "log.h"
 #include "pki.h"
 #include "srv/canopyd.h"
+#include "srv/modules.h"
 #include "util.h"
 
 #define CANOPYD_CONF	"/etc/canopy/canopyd.conf"
@@ -426,6 +427,8 @@ main(int argc, char *argv[])
 		fatalx("agent listener: %s", err);
 	if ((sd.api = api_start(&sd, err, sizeof(err))) == NULL)
 		fatalx("API listener: %s", err);
+	if (modules_start(&sd, err, sizeof(err)) == -1)
+		fatalx("%s", err);
 
 	if (pw != NULL && geteuid() == 0)
 		drop_privileges(pw);
@@ -452,6 +455,7 @@ main(int argc, char *argv[])
 	 * run here, on the loop thread) and the connections closed.
 	 */
 	sd.stopping = 1;
+	modules_stop(&sd);
 	if (sd.api)
 		api_stop(sd.api);
 	sd.api = NULL;
