@@ -262,6 +262,10 @@ void	 agent_policy_on_msg(struct session *, const struct msg *);
 /* One canopy-agent setting, or def when the policy does not set it. */
 int64_t	 agent_policy_int(const char *key, int64_t def);
 int	 agent_policy_bool(const char *key, int def);
+/* 0 if events of this severity are below the policy's event_min_severity. */
+int	 agent_policy_event_ok(const char *severity, size_t len);
+/* The hash of the policy in force ("" when none). */
+const char *agent_policy_hash(void);
 
 /*
  * agent/tasks.c: runs tasks (docs/PROTOCOL.md "task"): inventory_refresh,

@@ -24,6 +24,7 @@
 
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -49,6 +50,7 @@
 #include <msgpack.h>
 
 #include "agent.h"
+#include "canopy_limits.h"
 #include "log.h"
 #include "util.h"
 
@@ -824,6 +826,78 @@ boot_time_ms(void)
 	return bt;
 }
 
+/* /proc/mounts writes space, tab, newline and backslash as \ooo. */
+static void
+unescape_mount(char *s)
+{
+	char	*d = s;
+
+	for (; *s != '\0'; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+			    (s[3] - '0'));
+			s += 3;
+		} else
+			*d++ = *s;
+	}
+	*d = '\0';
+}
+
+/*
+ * Filesystems on block devices (and the root, whatever it is: containers
+ * mount an overlay there), each device once, for the server's disk-full
+ * status rule.  used_bytes is rounded down to size / INV_FS_GRAIN so that
+ * ordinary writes do not change the inventory's hash at every sync.
+ */
+static json_t *
+collect_filesystems(void)
+{
+	json_t		*a = json_array(), *f;
+	FILE		*fp;
+	char		 line[4096], dev[1024], mnt[1024], type[64];
+	dev_t		 seen[INV_FS_MAX];
+	size_t		 nseen = 0, i;
+	struct statvfs	 sv;
+	struct stat	 st;
+	uint64_t	 size, used, grain;
+
+	if ((fp = fopen("/proc/mounts", "re")) == NULL)
+		return a;
+	while (fgets(line, sizeof(line), fp) != NULL && nseen < INV_FS_MAX) {
+		if (sscanf(line, "%1023s %1023s %63s", dev, mnt, type) != 3)
+			continue;
+		unescape_mount(mnt);
+		if (strcmp(mnt, "/") != 0 && (strncmp(dev, "/dev/", 5) != 0 ||
+		    strcmp(type, "squashfs") == 0 ||
+		    strcmp(type, "iso9660") == 0 || strcmp(type, "udf") == 0))
+			continue;
+		if (stat(mnt, &st) == -1 || statvfs(mnt, &sv) == -1 ||
+		    sv.f_blocks == 0)
+			continue;
+		for (i = 0; i < nseen; i++)
+			if (seen[i] == st.st_dev)
+				break;
+		if (i < nseen)
+			continue;
+		seen[nseen++] = st.st_dev;
+		size = (uint64_t)sv.f_blocks * sv.f_frsize;
+		used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+		if ((grain = size / INV_FS_GRAIN) > 0)
+			used -= used % grain;
+		f = json_object();
+		json_object_set_new(f, "mount", json_string(mnt));
+		json_object_set_new(f, "fstype", json_string(type));
+		json_object_set_new(f, "size_bytes", json_integer(
+		    (json_int_t)size));
+		json_object_set_new(f, "used_bytes", json_integer(
+		    (json_int_t)used));
+		json_array_append_new(a, f);
+	}
+	fclose(fp);
+	return a;
+}
+
 json_t *
 inventory_collect(void)
 {
@@ -854,6 +928,7 @@ inventory_collect(void)
 	json_object_set_new(o, "interfaces", collect_interfaces());
 	json_object_set_new(o, "software", collect_software());
 	json_object_set_new(o, "users", collect_users());
+	json_object_set_new(o, "filesystems", collect_filesystems());
 	return o;
 }
 

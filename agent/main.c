@@ -470,7 +470,10 @@ cmd_run(int argc, char **argv)
 	tv.tv_sec = AGENT_QUEUE_SCAN_MS / 1000;
 	tv.tv_usec = (AGENT_QUEUE_SCAN_MS % 1000) * 1000;
 	evtimer_add(a.ev_scan, &tv);
-	tv.tv_sec = AGENT_INVENTORY_S;
+	/* The policy's inventory_interval_s, within sane bounds. */
+	tv.tv_sec = agent_policy_int("inventory_interval_s", AGENT_INVENTORY_S);
+	if (tv.tv_sec < AGENT_INVENTORY_MIN_S || tv.tv_sec > AGENT_INVENTORY_MAX_S)
+		tv.tv_sec = AGENT_INVENTORY_S;
 	tv.tv_usec = 0;
 	evtimer_add(a.ev_inv, &tv);
 	evsignal_add(a.ev_term, NULL);

@@ -566,6 +566,7 @@ evq_take(struct evq *q, msgpack_sbuffer *sb, size_t max)
 	char		*buf;
 	size_t		 len, i, taken = 0;
 	msgpack_unpacked up;
+	const msgpack_object *sev;
 	int		 ok;
 
 	for (i = 0; i < q->n && taken < max; ) {
@@ -585,6 +586,16 @@ evq_take(struct evq *q, msgpack_sbuffer *sb, size_t max)
 		    MSGPACK_UNPACK_SUCCESS &&
 		    up.data.type == MSGPACK_OBJECT_MAP &&
 		    mp_map_get(&up.data, "id") != NULL;
+		/* Below the policy's event_min_severity: never sent. */
+		if (ok && (sev = mp_map_get(&up.data, "severity")) != NULL &&
+		    sev->type == MSGPACK_OBJECT_STR &&
+		    !agent_policy_event_ok(sev->via.str.ptr, sev->via.str.size)) {
+			msgpack_unpacked_destroy(&up);
+			unlink(path);
+			free(buf);
+			evq_remove_at(q, i);
+			continue;
+		}
 		msgpack_unpacked_destroy(&up);
 		if (!ok) {
 			log_warnx("%s: not an event, removed", path);

@@ -73,6 +73,7 @@ struct simagent {
 	uint8_t		 ever_up;
 	uint8_t		 waiting;	/* a measured sync is in flight */
 	char		 hash[65];
+	char		 policy_hash[65];	/* the last policy received */
 };
 
 struct sim {
@@ -107,6 +108,8 @@ struct sim {
 	int			 cursor;
 	uint64_t		 syncs_unchanged, syncs_changed, skipped;
 	uint64_t		 retries, errors, disconnects, heartbeats;
+	uint64_t		 policies;	/* 'policy' messages received */
+	uint64_t		 policy_last_ms;	/* wall clock of the last */
 	uint32_t		*lat;		/* microseconds */
 	size_t			 nlat, caplat;
 	uint64_t		 lat_max;
@@ -407,7 +410,42 @@ hook_dead(struct session *s, void *arg, const char *why)
 	}
 }
 
+/*
+ * A policy: answered with policy_ack like the real agent, and its arrival
+ * time recorded, so that a benchmark can measure how long a change takes
+ * to reach every simulated agent (bench/policy.sh).
+ */
+static void
+sim_policy(struct session *s, struct simagent *a, const struct msg *m)
+{
+	msgpack_sbuffer	 sb;
+	msgpack_packer	 pk;
+	struct timespec	 ts;
+
+	if (msg_str(m, "hash", a->policy_hash, sizeof(a->policy_hash)) == -1)
+		a->policy_hash[0] = '\0';
+	clock_gettime(CLOCK_REALTIME, &ts);
+	S.policy_last_ms = (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	S.policies++;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	mp_begin(&pk, MSG_POLICY_ACK, 2);
+	mp_kv_str(&pk, "hash", a->policy_hash);
+	(void)session_send(s, &sb);
+}
+
+/* What the server pushes beyond the session's own protocol. */
+static void
+hook_message(struct session *s, void *arg, const struct msg *m)
+{
+	struct simagent	*a = arg;
+
+	if (m->type == MSG_POLICY)
+		sim_policy(s, a, m);
+}
+
 static const struct session_hooks sim_hooks = {
+	.message = hook_message,
 	.inventory = hook_inventory,
 	.up = hook_up,
 	.down = hook_down,
@@ -680,6 +718,24 @@ pct(double p)
 	return S.lat[i] / 1000.0;
 }
 
+/* How many agents hold each policy (by hash) now. */
+static json_t *
+sim_policy_hashes(void)
+{
+	json_t	*o = json_object();
+	int	 i;
+
+	for (i = 0; o != NULL && i < S.n; i++) {
+		const char *h = S.a[i].policy_hash[0] ? S.a[i].policy_hash :
+		    "none";
+		json_t *c = json_object_get(o, h);
+
+		json_object_set_new(o, h, json_integer(c ?
+		    json_integer_value(c) + 1 : 1));
+	}
+	return o;
+}
+
 static void
 sim_report(void)
 {
@@ -731,6 +787,11 @@ sim_report(void)
 	json_object_set_new(o, "errors", json_integer((json_int_t)S.errors));
 	json_object_set_new(o, "disconnects",
 	    json_integer((json_int_t)S.disconnects));
+	json_object_set_new(o, "policies",
+	    json_integer((json_int_t)S.policies));
+	json_object_set_new(o, "policy_last_ms",
+	    json_integer((json_int_t)S.policy_last_ms));
+	json_object_set_new(o, "policy_hashes", sim_policy_hashes());
 	if (S.enroll_err[0] != '\0')
 		json_object_set_new(o, "enroll_error",
 		    json_string(S.enroll_err));
@@ -763,6 +824,8 @@ sim_report(void)
 		printf("retries           %" PRIu64 "\n", S.retries);
 		printf("errors            %" PRIu64 "\n", S.errors);
 		printf("disconnects       %" PRIu64 "\n", S.disconnects);
+		printf("policies          %" PRIu64 " received, the last at "
+		    "%" PRIu64 " ms (unix)\n", S.policies, S.policy_last_ms);
 		if (S.enroll_err[0] != '\0')
 			printf("enrolment error   %s\n", S.enroll_err);
 	}

@@ -39,6 +39,7 @@ struct ctl {
 	char		*config_dir;	/* malloc'd, resolved */
 	int		 json;
 	int		 verbose;
+	char		*opt_vs;	/* --vs NAME: ?vs= on every request */
 
 	/* The stored session (config dir), NULL when absent. */
 	char		*saved_server;
@@ -72,6 +73,7 @@ enum {
 	OPT_CONFIG_DIR,
 	OPT_VERBOSE,
 	OPT_HELP,
+	OPT_VS,
 	OPT_FIRST_LOCAL			/* first code free for a command */
 };
 #define CTL_GLOBAL_LONGOPTS						\
@@ -80,7 +82,8 @@ enum {
 	{ "json",	no_argument,	   NULL, OPT_JSON },		\
 	{ "config-dir",	required_argument, NULL, OPT_CONFIG_DIR },	\
 	{ "verbose",	no_argument,	   NULL, OPT_VERBOSE },		\
-	{ "help",	no_argument,	   NULL, OPT_HELP }
+	{ "help",	no_argument,	   NULL, OPT_HELP },		\
+	{ "vs",		required_argument, NULL, OPT_VS }
 
 /* main.c */
 void	 ctl_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
@@ -150,6 +153,8 @@ int	 cmd_enroll_token(struct ctl *, int, char **);
 
 /* cmd_policy.c */
 int	 cmd_policy(struct ctl *, int, char **);
+/* device effective-policy ID [--product P] */
+int	 cmd_device_effective_policy(struct ctl *, int, char **);
 
 /* cmd_task.c */
 int	 cmd_task(struct ctl *, int, char **);
@@ -158,6 +163,9 @@ int	 cmd_task(struct ctl *, int, char **);
 int	 cmd_event(struct ctl *, int, char **);
 int	 cmd_audit(struct ctl *, int, char **);
 int	 cmd_admin(struct ctl *, int, char **);
+
+/* cmd_vserver.c */
+int	 cmd_vserver(struct ctl *, int, char **);
 
 /* cmd_rules.c */
 int	 cmd_status_rule(struct ctl *, int, char **);

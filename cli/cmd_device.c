@@ -33,7 +33,9 @@ static const char device_usage[] =
     "[-q TEXT]\n"
     "                      [--hierarchy] [--limit N] [--all]\n"
     "       canopyctl device show ID\n"
-    "       canopyctl device sync ID";
+    "       canopyctl device sync ID\n"
+    "       canopyctl device move ID GROUP\n"
+    "       canopyctl device effective-policy ID [--product P]";
 
 enum { OPT_ALL = OPT_FIRST_LOCAL, OPT_HIERARCHY, OPT_STATUS };
 
@@ -505,6 +507,62 @@ device_sync(struct ctl *ctl, int argc, char **argv)
 	return (EXIT_OK);
 }
 
+/* Moves a device to another group (named by id or path). */
+static int
+device_move(struct ctl *ctl, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CTL_GLOBAL_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct ctl_reply reply;
+	json_t		*body;
+	char		*id, *path, b[256];
+	int		 c;
+
+	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+		if (c == OPT_HELP) {
+			printf("usage: canopyctl device move ID GROUP\n"
+			    "GROUP is a group id or a path such as "
+			    "'/Managed devices/Berlin'.\n");
+			return (EXIT_OK);
+		}
+		if ((c = ctl_global_opt(ctl, c, optarg)) == 1)
+			continue;
+		if (c == -1)
+			return (EXIT_ERR);
+		return (ctl_usage_error(device_usage, "bad option"));
+	}
+	if (argc - optind != 2)
+		return (ctl_usage_error(device_usage,
+		    "device move takes a device id and a group"));
+	if (ctl_resolve(ctl, 1) == -1)
+		return (EXIT_ERR);
+	if ((id = http_escape(argv[optind])) == NULL ||
+	    asprintf(&path, API "/devices/%s/move", id) == -1) {
+		free(id);
+		ctl_warnx("out of memory");
+		return (EXIT_ERR);
+	}
+	free(id);
+	body = json_pack("{s:s}", "group", argv[optind + 1]);
+	c = http_call(ctl, "POST", path, body, &reply);
+	json_decref(body);
+	free(path);
+	if (c == -1)
+		return (EXIT_ERR);
+	if (ctl->json)
+		out_json(reply.body);
+	else
+		printf("device %s moved to %s\n", argv[optind],
+		    json_is_string(json_object_get(reply.body, "group_path")) ?
+		    json_string_value(json_object_get(reply.body,
+		    "group_path")) : out_str(reply.body, "group", b,
+		    sizeof(b)));
+	http_reply_free(&reply);
+	return (EXIT_OK);
+}
+
 int
 cmd_device(struct ctl *ctl, int argc, char **argv)
 {
@@ -518,6 +576,10 @@ cmd_device(struct ctl *ctl, int argc, char **argv)
 		return (device_show(ctl, argc - 1, argv + 1));
 	if (strcmp(argv[1], "sync") == 0)
 		return (device_sync(ctl, argc - 1, argv + 1));
+	if (strcmp(argv[1], "move") == 0)
+		return (device_move(ctl, argc - 1, argv + 1));
+	if (strcmp(argv[1], "effective-policy") == 0)
+		return (cmd_device_effective_policy(ctl, argc - 1, argv + 1));
 	return (ctl_usage_error(device_usage, "device: unknown command %s",
 	    argv[1]));
 }

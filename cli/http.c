@@ -154,7 +154,21 @@ http_request(struct ctl *ctl, enum ctl_auth auth, const char *method,
 		    strerror(errno));
 		return (-1);
 	}
-	if (asprintf(&url, "%s%s", ctl->server, path) == -1) {
+	if (ctl->opt_vs != NULL) {
+		/* --vs NAME: every request acts in that virtual server. */
+		char	*vs;
+		int	 n;
+
+		if ((vs = http_escape(ctl->opt_vs)) == NULL)
+			goto oom;
+		n = asprintf(&url, "%s%s%cvs=%s", ctl->server, path,
+		    strchr(path, '?') != NULL ? '&' : '?', vs);
+		free(vs);
+		if (n == -1) {
+			url = NULL;
+			goto oom;
+		}
+	} else if (asprintf(&url, "%s%s", ctl->server, path) == -1) {
 		url = NULL;
 		goto oom;
 	}

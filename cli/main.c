@@ -37,6 +37,7 @@ static const char usage_text[] =
 "  --json             print the API's JSON, for scripts\n"
 "  --config-dir DIR   default $XDG_CONFIG_HOME/canopy or ~/.config/canopy\n"
 "  -v, --verbose      show requests\n"
+"  --vs NAME          act in virtual server NAME (administrators of main)\n"
 "\n"
 "commands (each has its own --help):\n"
 "  login [--user NAME] [--password-stdin]   start a session (password from\n"
@@ -52,7 +53,8 @@ static const char usage_text[] =
 "  audit              list the audit log\n"
 "  admin              add, list, unlock administrators\n"
 "  status-rule        list, create, delete status rules\n"
-"  moving-rule        list, create, delete moving rules\n";
+"  moving-rule        list, create, delete moving rules\n"
+"  vserver            create, list, delete virtual servers\n";
 
 static void
 usage(FILE *f)
@@ -119,6 +121,8 @@ ctl_global_opt(struct ctl *ctl, int c, const char *arg)
 		return (1);
 	case OPT_CONFIG_DIR:
 		return (set_str(&ctl->config_dir, arg) == -1 ? -1 : 1);
+	case OPT_VS:
+		return (set_str(&ctl->opt_vs, arg) == -1 ? -1 : 1);
 	case 'v':
 	case OPT_VERBOSE:
 		ctl->verbose++;
@@ -171,6 +175,7 @@ ctl_free(struct ctl *ctl)
 	free(ctl->opt_server);
 	free(ctl->opt_ca);
 	free(ctl->config_dir);
+	free(ctl->opt_vs);
 	free(ctl->saved_server);
 	free(ctl->saved_ca);
 	free(ctl->saved_user);
@@ -205,6 +210,8 @@ static const struct {
 	{ "status-rules",	cmd_status_rule },
 	{ "moving-rule",	cmd_moving_rule },
 	{ "moving-rules",	cmd_moving_rule },
+	{ "vserver",		cmd_vserver },
+	{ "vservers",		cmd_vserver },
 };
 
 int

@@ -64,6 +64,8 @@
 #define AGENT_BACKOFF_MAX_MS	60000
 #define AGENT_QUEUE_MAX_EVENTS	10000	/* offline event queue on disk */
 #define AGENT_INVENTORY_S	300	/* inventory re-collected this often */
+#define AGENT_INVENTORY_MIN_S	10	/* policy inventory_interval_s bounds */
+#define AGENT_INVENTORY_MAX_S	86400
 #define AGENT_QUEUE_SCAN_MS	1000	/* new event files picked up this often */
 
 /* HTTP API (port 13299). */
@@ -101,6 +103,13 @@
 #define DB_STOP_GRACE_MS	5000	/* db_stop lets the queue drain this long */
 #define DB_PING_S		5	/* an idle worker checks its connection */
 
+/* Policies (db/migrations/006_policies.sql). */
+#define POLICY_PRODUCT_MAX	64	/* a product's name */
+#define POLICY_KEY_MAX		128	/* a setting's name: [A-Za-z0-9_.-] */
+#define POLICY_KEYS_MAX		1024	/* settings in one policy */
+#define POLICY_VALUE_DEPTH	8	/* nesting inside one setting's value */
+#define POLICY_PUSH_BATCH	1000	/* sessions whose policy one job computes */
+
 /* Configuration. */
 #define CONF_MAX_LINE		4096
 #define CONF_MAX_LISTEN		8
@@ -127,5 +136,39 @@
 #define CTL_MAX_PASSWORD	PW_MAX_LEN
 #define CTL_MAX_CONFIG		(64u * 1024)	/* the stored config file */
 
-#endif
+/* Tasks (srv/tasks.c, srv/api_tasks.c, agent/tasks.c). */
+#define TASK_EVERY_MIN_S	60	/* the shortest period of a task */
+#define TASK_EVERY_MAX_S	(366 * 86400)
+#define TASK_EXPIRES_MAX_S	(366 * 86400)
+#define TASK_COMMAND_MAX	4096	/* run_command's command, bytes */
+#define TASK_TIMEOUT_MIN_S	1
+#define TASK_TIMEOUT_MAX_S	3600
+#define TASK_TIMEOUT_DEFAULT_S	300
+#define TASK_DEVICES_MAX	10000	/* devices named in one task */
+#define TASK_NAME_MAX		255
+#define TASK_SCHED_MS		1000	/* the scheduler's tick */
+#define TASK_DUE_MAX		100	/* tasks materialised per tick */
+#define TASK_DELIVER_MAX	10000	/* open runs sent at a connection */
+#define TASK_SENT_MAX		100000	/* sent runs waiting to be marked */
+#define TASK_AGENT_DONE_MAX	1024	/* finished run ids an agent keeps */
+#define TASK_AGENT_RUNNING_MAX	16	/* commands running at once */
+#define TASK_KILL_GRACE_MS	2000	/* SIGTERM, then SIGKILL after this */
 
+/* Virtual servers (srv/api_vservers.c, db/migrations/004_vservers.sql). */
+#define VS_NAME_MAX		63	/* [A-Za-z0-9._-]{1,63} */
+
+/* Status and moving rules, event retention (srv/rules.c, db/q_rules.c). */
+#define RULES_INTERVAL_S	10	/* a round of moving rules */
+#define RULES_STATUS_EVERY	3	/* rounds: statuses are the costly part */
+#define RULES_BATCH		10000	/* devices a round moves or re-reads */
+#define RULES_RECENT_S		300	/* rounds this close look at new inventories only */
+#define RULES_HOURS_MAX		(10 * 366 * 24)	/* a status rule's hours */
+#define RULES_MATCH_MAX		1024	/* one moving-rule condition, bytes */
+#define RULES_ORDER_MAX		1000000	/* a rule's order */
+#define EVENTS_MAX_AGE_DAYS	30	/* events older than this are pruned */
+#define EVENTS_MAX_PER_DEVICE	1000	/* a device keeps its newest this many */
+#define EVENTS_PRUNE_BATCH	10000	/* events one round deletes, at most */
+#define INV_FS_MAX		64	/* filesystems in an agent's inventory */
+#define INV_FS_GRAIN		1000	/* used_bytes rounded to size / this */
+
+#endif

@@ -454,6 +454,24 @@ qa_groups_list(PGconn *conn, int vs_id, const char *scopes, json_t **out,
 	" array_to_json(d.mac)::text, d.os, d.group_id, gp.path, d.status," \
 	" " TS("d.last_seen") ", d.source"
 
+/* Why the status is what it is (db/migrations/008_rules.sql), by name:
+ * the column comes last in the statements that select it. */
+static void
+qa_device_reasons(json_t *d, PGresult *res, int i)
+{
+	json_t	*r;
+	int	 c;
+
+	if (d == NULL || (c = PQfnumber(res, "status_reasons")) < 0)
+		return;
+	r = qa_jparse(res, i, c, json_array());
+	if (!json_is_array(r)) {
+		json_decref(r);
+		r = json_array();
+	}
+	json_object_set_new(d, "status_reasons", r);
+}
+
 static json_t *
 qa_device_json(PGresult *res, int i, const struct qa_devq *q)
 {
@@ -481,6 +499,7 @@ qa_device_json(PGresult *res, int i, const struct qa_devq *q)
 	    "vs", q->vs_name);
 	json_decref(ip);
 	json_decref(mac);
+	qa_device_reasons(d, res, i);
 	return d;
 }
 
@@ -516,7 +535,8 @@ qa_devices_list(PGconn *conn, const struct qa_devq *q, json_t **devices,
 	    "  UNION ALL"
 	    "  SELECT g.id FROM groups g JOIN sel ON g.parent = sel.id"
 	    "   WHERE $3::boolean AND g.vs_id = $1)"
-	    " SELECT " DEVICE_COLS " FROM devices d"
+	    " SELECT " DEVICE_COLS ", d.status_reasons::text AS status_reasons"
+	    " FROM devices d"
 	    " LEFT JOIN gp ON gp.id = d.group_id"
 	    " WHERE d.vs_id = $1"
 	    " AND ($2::bigint IS NULL OR d.group_id IN (SELECT id FROM sel))"
@@ -555,7 +575,9 @@ qa_device_get(PGconn *conn, const struct qa_devq *q, const char *id,
 	if ((res = qa_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " GROUP_PATHS ", " SCOPE_TREE("$2")
 	    " SELECT " DEVICE_COLS ", " TS("d.first_seen") ","
-	    " " TS("d.enrolled") ", " TS("i.updated") ", i.data::text"
+	    " " TS("d.enrolled") ", " TS("i.updated") ", i.data::text,"
+	    " d.status_reasons::text AS status_reasons,"
+	    " d.policy_hash AS policy_applied"
 	    " FROM devices d LEFT JOIN gp ON gp.id = d.group_id"
 	    " LEFT JOIN inventory i ON i.device_id = d.id"
 	    " WHERE d.vs_id = $1 AND d.id = $3::uuid"
@@ -570,6 +592,10 @@ qa_device_get(PGconn *conn, const struct qa_devq *q, const char *id,
 	json_object_set_new(d, "first_seen", qa_jstr(res, 0, 11));
 	json_object_set_new(d, "enrolled", qa_jstr(res, 0, 12));
 	json_object_set_new(d, "inventory_updated", qa_jstr(res, 0, 13));
+	/* The hash of the effective policy the agent acknowledged (006). */
+	if (PQfnumber(res, "policy_applied") >= 0)
+		json_object_set_new(d, "policy_applied", qa_jstr(res, 0,
+		    PQfnumber(res, "policy_applied")));
 	data = qa_jparse(res, 0, 14, json_object());
 	if (!json_is_object(data)) {
 		json_decref(data);

@@ -42,7 +42,8 @@ static int
 admin_usage(void)
 {
 	fprintf(stderr, "usage: canopyd [-c file] admin-add name "
-	    "[--principal P] [--role administrator|operator|auditor]\n"
+	    "[--principal P] [--role administrator|operator|auditor] "
+	    "[--vs NAME]\n"
 	    "The password is read from standard input (an empty one makes "
 	    "a Kerberos-only account).\n");
 	return 1;
@@ -126,11 +127,11 @@ admin_exec(PGconn *conn, const char *sql, int n, const char *const *p,
 
 static int
 admin_insert(PGconn *conn, const char *name, const char *principal,
-    const char *hash, const char *role)
+    const char *hash, const char *role, const char *vs)
 {
 	PGresult	*res;
-	const char	*p[4];
-	char		 err[1024], state[64], id[32];
+	const char	*p[5];
+	char		 err[1024], state[64], id[32], vs_id[16];
 	int		 ret = 1;
 
 	if (db_begin(conn, err, sizeof(err)) != DB_OK) {
@@ -138,12 +139,29 @@ admin_insert(PGconn *conn, const char *name, const char *principal,
 		return 1;
 	}
 
+	/* --vs: an administrator of a virtual server (a tenant). */
+	p[0] = vs;
+	res = admin_exec(conn, "SELECT id FROM vservers WHERE name = $1", 1,
+	    p, err, sizeof(err), state, sizeof(state));
+	if (res == NULL) {
+		fprintf(stderr, "canopyd: database: %s\n", err);
+		goto fail;
+	}
+	if (PQntuples(res) == 0) {
+		fprintf(stderr, "canopyd: no virtual server named '%s'\n", vs);
+		PQclear(res);
+		goto fail;
+	}
+	strlcpy(vs_id, PQgetvalue(res, 0, 0), sizeof(vs_id));
+	PQclear(res);
+
 	p[0] = name;
 	p[1] = principal;
 	p[2] = hash;
+	p[3] = vs_id;
 	res = admin_exec(conn,
 	    "INSERT INTO admins (vs_id, name, principal, pw_hash) "
-	    "VALUES (0, $1, $2, $3) RETURNING id", 3, p,
+	    "VALUES ($4::integer, $1, $2, $3) RETURNING id", 4, p,
 	    err, sizeof(err), state, sizeof(state));
 	if (res == NULL) {
 		if (strcmp(state, "23505:principal") == 0)
@@ -151,7 +169,7 @@ admin_insert(PGconn *conn, const char *name, const char *principal,
 			    "belongs to another administrator\n", principal);
 		else if (strncmp(state, "23505", 5) == 0)
 			fprintf(stderr, "canopyd: administrator '%s' already "
-			    "exists in main\n", name);
+			    "exists in %s\n", name, vs);
 		else
 			fprintf(stderr, "canopyd: cannot create administrator "
 			    "'%s': %s\n", name, err);
@@ -160,7 +178,7 @@ admin_insert(PGconn *conn, const char *name, const char *principal,
 	strlcpy(id, PQgetvalue(res, 0, 0), sizeof(id));
 	PQclear(res);
 
-	/* No scope: the whole of virtual server main. */
+	/* No scope: the whole of the virtual server. */
 	p[0] = id;
 	p[1] = role;
 	res = admin_exec(conn,
@@ -178,10 +196,11 @@ admin_insert(PGconn *conn, const char *name, const char *principal,
 	p[1] = name;
 	p[2] = role;
 	p[3] = principal;
+	p[4] = vs_id;
 	res = admin_exec(conn,
 	    "INSERT INTO audit (vs_id, actor, action, object, detail) "
-	    "VALUES (0, $1, 'admin_create', $2, jsonb_build_object("
-	    "'role', $3::text, 'principal', $4::text))", 4, p,
+	    "VALUES ($5::integer, $1, 'admin_create', $2, jsonb_build_object("
+	    "'role', $3::text, 'principal', $4::text))", 5, p,
 	    err, sizeof(err), state, sizeof(state));
 	if (res == NULL) {
 		fprintf(stderr, "canopyd: audit: %s\n", err);
@@ -207,6 +226,7 @@ admin_add_main(struct conf *conf, int argc, char **argv)
 	};
 	const char	*vals[4];
 	const char	*name, *principal = NULL, *role = "administrator";
+	const char	*vs = "main";
 	char		 pw[PW_MAX_LEN + 2], hash[PW_HASH_MAX], err[1024];
 	char		 timeout[16];
 	PGconn		*conn;
@@ -225,6 +245,10 @@ admin_add_main(struct conf *conf, int argc, char **argv)
 			role = argv[++i];
 		else if (strncmp(argv[i], "--role=", 7) == 0)
 			role = argv[i] + 7;
+		else if (strcmp(argv[i], "--vs") == 0 && i + 1 < argc)
+			vs = argv[++i];
+		else if (strncmp(argv[i], "--vs=", 5) == 0)
+			vs = argv[i] + 5;
 		else {
 			fprintf(stderr, "canopyd: admin-add: unexpected "
 			    "argument '%s'\n", argv[i]);
@@ -301,10 +325,11 @@ admin_add_main(struct conf *conf, int argc, char **argv)
 		PQfinish(conn);
 		return 1;
 	}
-	rc = admin_insert(conn, name, principal, len > 0 ? hash : NULL, role);
+	rc = admin_insert(conn, name, principal, len > 0 ? hash : NULL, role,
+	    vs);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	PQfinish(conn);
 	if (rc == 0)
-		printf("administrator %s created\n", name);
+		printf("administrator %s created in %s\n", name, vs);
 	return rc;
 }

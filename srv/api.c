@@ -512,8 +512,13 @@ api_prepare(struct api_req *ar, struct evhttp_request *req, const char *query)
 		else if (api_dup(&ar->vs, v) == -1)
 			rc = -1;
 	}
-	if (ar->rt != NULL)
-		return api_prepare_table(ar, req, query);
+	if (ar->rt != NULL) {
+		/* params must be freed here too (leaked before). */
+		if (rc == 0)
+			rc = api_prepare_table(ar, req, query);
+		evhttp_clear_headers(&params);
+		return rc;
+	}
 	switch (ar->route) {
 	case API_R_LOGIN:
 	case API_R_ENROLL:
@@ -617,7 +622,6 @@ api_route(struct api_req *ar, enum evhttp_cmd_type cmd, const char *path)
 		{ "/whoami",		API_R_WHOAMI,	0 },
 		{ "/enrollment-tokens",	API_R_ENROLL,	1 },
 		{ "/devices",		API_R_DEVICES,	0 },
-		{ "/groups",		API_R_GROUPS,	0 },
 	};
 	size_t	 i, len;
 	int	 get = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD;

@@ -46,7 +46,6 @@ enum api_route {
 	API_R_DEVICES,
 	API_R_DEVICE,
 	API_R_DEVICE_SYNC,	/* POST /devices/{id}/sync: push 'sync_now' */
-	API_R_GROUPS,
 	API_R_METRICS		/* /metrics behind authentication */
 };
 
@@ -147,6 +146,7 @@ struct api_req {
 	char			 cursor_name[API_NAME_MAX + 1];
 	char			 cursor_id[37];
 	char			 id[40];	/* {id} in the path */
+	int			 vs_id;	/* where it acted (set after auth) */
 	/* Table-driven routes (NULL rt: a legacy route above). */
 	const struct api_endpoint	*rt;
 	char			 pp[API_PATH_PARAMS][API_PATH_MAX + 1];
@@ -174,6 +174,14 @@ void	 api_audit(PGconn *, struct api_req *, int vs_id, const char *actor,
 
 /* srv/api_handlers.c: runs on a database worker. */
 int	 api_job_run(PGconn *, void *arg, char *err, size_t errlen);
+/*
+ * Resolves a group named by id or path (ref; NULL: the unassigned pool)
+ * within scopes ("{1,2}", NULL: unrestricted).  QA_NOTFOUND after a 404
+ * naming field; DB_OK with *gid; or a database error.
+ */
+int	 api_group_ref(PGconn *, struct api_req *, const struct api_auth *,
+	    const char *field, const char *ref, const char *scopes,
+	    int64_t *gid, char *err, size_t errlen);
 /* Sets ar->status and an error body. */
 void	 api_req_fail(struct api_req *, int status, const char *code,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -26,11 +26,13 @@ extern const struct api_endpoint api_endpoints_groups[];
 extern const struct api_endpoint api_endpoints_policies[];
 extern const struct api_endpoint api_endpoints_tasks[];
 extern const struct api_endpoint api_endpoints_rules[];
+extern const struct api_endpoint api_endpoints_vservers[];
 
 const struct api_endpoint *const api_endpoint_tables[] = {
 	api_endpoints_groups,
 	api_endpoints_policies,
 	api_endpoints_tasks,
 	api_endpoints_rules,
+	api_endpoints_vservers,
 	NULL
 };

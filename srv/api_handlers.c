@@ -14,6 +14,8 @@
  * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
  */
 
+#include <sys/socket.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,10 +407,10 @@ api_whoami(struct api_req *ar, struct api_auth *au)
 }
 
 /* Resolves a group reference within the given scopes; 404 if not. */
-static int
-api_group(PGconn *conn, struct api_req *ar, struct api_auth *au,
-    const char *ref, const char *scopes, int64_t *gid, char *err,
-    size_t errlen)
+int
+api_group_ref(PGconn *conn, struct api_req *ar, const struct api_auth *au,
+    const char *field, const char *ref, const char *scopes, int64_t *gid,
+    char *err, size_t errlen)
 {
 	int	 rc;
 
@@ -422,13 +424,22 @@ api_group(PGconn *conn, struct api_req *ar, struct api_auth *au,
 	if (rc == QA_NOTFOUND) {
 		if (ref != NULL)
 			api_req_fail(ar, 404, "not_found",
-			    "group: no group '%.300s'", ref);
+			    "%s: no group '%.300s'", field, ref);
 		else
-			api_req_fail(ar, 404, "not_found", "group: required "
+			api_req_fail(ar, 404, "not_found", "%s: required "
 			    "here: the unassigned pool is not within this "
-			    "account's scope");
+			    "account's scope", field);
 	}
 	return rc;
+}
+
+static int
+api_group(PGconn *conn, struct api_req *ar, struct api_auth *au,
+    const char *ref, const char *scopes, int64_t *gid, char *err,
+    size_t errlen)
+{
+	return api_group_ref(conn, ar, au, "group", ref, scopes, gid, err,
+	    errlen);
 }
 
 static int
@@ -546,15 +557,27 @@ api_devices(PGconn *conn, struct api_req *ar, struct api_auth *au,
 	return DB_OK;
 }
 
+static int	 api_device_in(PGconn *, struct api_req *, struct api_auth *,
+		    const char *, char *, size_t);
+
 static int
 api_device(PGconn *conn, struct api_req *ar, struct api_auth *au, char *err,
     size_t errlen)
+{
+	return api_device_in(conn, ar, au, au->read_scopes, err, errlen);
+}
+
+/* The device in the given scopes ("" unrestricted), or 404. */
+static int
+api_device_in(PGconn *conn, struct api_req *ar, struct api_auth *au,
+    const char *scopes, char *err, size_t errlen)
 {
 	struct qa_devq	 q;
 	json_t		*d;
 	int		 rc;
 
 	api_devq(ar, au, &q);
+	q.scopes = api_scopes(scopes);
 	rc = qa_device_get(conn, &q, ar->id, &d, err, errlen);
 	if (rc == QA_NOTFOUND) {
 		api_req_fail(ar, 404, "not_found", "no such device");
@@ -567,19 +590,97 @@ api_device(PGconn *conn, struct api_req *ar, struct api_auth *au, char *err,
 	return DB_OK;
 }
 
+/* The route itself, with the connection in the caller's tenant. */
 static int
-api_groups(PGconn *conn, struct api_req *ar, struct api_auth *au, char *err,
-    size_t errlen)
+api_route_run(PGconn *conn, struct api_req *ar, struct api_auth *au,
+    char *err, size_t errlen)
 {
-	json_t	*g;
-	int	 rc;
+	switch (ar->route) {
+	case API_R_LOGIN:
+		return api_login(conn, ar, au, err, errlen);
+	case API_R_LOGOUT:
+		return api_logout(conn, ar, au, err, errlen);
+	case API_R_WHOAMI:
+		return api_whoami(ar, au);
+	case API_R_METRICS:
+		ar->resp = json_object();
+		ar->status = 200;
+		return DB_OK;
+	default:
+		break;
+	}
+	if (!au->can_read) {
+		api_req_fail(ar, 403, "forbidden", "this account has no role "
+		    "in virtual server '%s'", au->vs_name);
+		return DB_OK;
+	}
+	ar->vs_id = au->vs_id;
+	if (ar->rt != NULL) {
+		if ((ar->rt->access == API_A_OPERATE && !au->can_write) ||
+		    (ar->rt->access == API_A_ADMIN && !au->can_admin)) {
+			api_req_fail(ar, 403, "forbidden", "this needs the %s "
+			    "role", ar->rt->access == API_A_ADMIN ?
+			    "administrator" : "operator or administrator");
+			return DB_OK;
+		}
+		return ar->rt->run(conn, ar, au, err, errlen);
+	}
+	switch (ar->route) {
+	case API_R_ENROLL:
+		return api_enroll(conn, ar, au, err, errlen);
+	case API_R_DEVICES:
+		return api_devices(conn, ar, au, err, errlen);
+	case API_R_DEVICE:
+		return api_device(conn, ar, au, err, errlen);
+	case API_R_DEVICE_SYNC:
+		/* Pushing changes nothing stored, but it is an action. */
+		if (!au->can_write) {
+			api_req_fail(ar, 403, "forbidden", "this account may "
+			    "not act on devices");
+			return DB_OK;
+		}
+		/* The look-up proves the device is there and in WRITE scope. */
+		return api_device_in(conn, ar, au, au->write_scopes, err,
+		    errlen);
+	default:
+		api_req_fail(ar, 404, "not_found", "no such resource");
+		return DB_OK;
+	}
+}
 
-	if ((rc = qa_groups_list(conn, au->vs_id, api_scopes(au->read_scopes),
-	    &g, err, errlen)) != DB_OK)
+/*
+ * Puts a worker connection back in system mode after an API job.  A
+ * transaction left open is rolled back first: a SET inside it would be
+ * undone with it.  If even that fails the session is started anew, so that
+ * no tenant's narrowing outlives its request.
+ */
+static int
+api_leave_tenant(PGconn *conn, int rc, char *err, size_t errlen)
+{
+	if (PQstatus(conn) != CONNECTION_OK)
+		return rc == DB_OK ? DB_OK : DB_EDOWN;
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+		db_rollback(conn);
+		if (rc == DB_OK) {
+			log_warnx("api: a handler left a transaction open; "
+			    "rolled back");
+			snprintf(err, errlen, "transaction left open and "
+			    "rolled back");
+			rc = DB_ERR;
+		}
+	}
+	if (db_system(conn) == 0)
 		return rc;
-	ar->resp = json_pack("{s:o}", "groups", g);
-	ar->status = 200;
-	return DB_OK;
+	/*
+	 * Never hand a narrowed connection to the next job: break it, and
+	 * the worker connects anew (in system mode) when its ping fails.
+	 */
+	log_warnx("api: cannot put the connection back in system mode: %s; "
+	    "dropping it", PQerrorMessage(conn));
+	if (PQsocket(conn) != -1)
+		(void)shutdown(PQsocket(conn), SHUT_RDWR);
+	snprintf(err, errlen, "database connection reset");
+	return DB_EDOWN;
 }
 
 int
@@ -587,8 +688,9 @@ api_job_run(PGconn *conn, void *arg, char *err, size_t errlen)
 {
 	struct api_req	*ar = arg;
 	struct api_auth	 au;
-	int		 rc;
+	int		 rc, vs_id;
 
+	/* Authentication spans tenants: it runs in system mode. */
 	if ((rc = api_authenticate(conn, ar, &au, err, errlen)) != DB_OK ||
 	    ar->status != 0)
 		return rc;
@@ -601,55 +703,18 @@ api_job_run(PGconn *conn, void *arg, char *err, size_t errlen)
 	if ((rc = api_switch_vs(conn, ar, &au, err, errlen)) != DB_OK ||
 	    ar->status != 0)
 		return rc;
-	switch (ar->route) {
-	case API_R_LOGIN:
-		return api_login(conn, ar, &au, err, errlen);
-	case API_R_LOGOUT:
-		return api_logout(conn, ar, &au, err, errlen);
-	case API_R_WHOAMI:
-		return api_whoami(ar, &au);
-	case API_R_METRICS:
-		ar->resp = json_object();
-		ar->status = 200;
-		return DB_OK;
-	default:
-		break;
+	/*
+	 * Row-level security narrows the connection to the caller's tenant,
+	 * so a handler that forgot vs_id still sees nothing of another.  A
+	 * session and its audit rows belong to the account's own server.
+	 */
+	vs_id = ar->route == API_R_LOGIN || ar->route == API_R_LOGOUT ?
+	    au.admin.vs_id : au.vs_id;
+	if (db_tenant(conn, vs_id) == -1) {
+		snprintf(err, errlen, "cannot enter virtual server %d: %s",
+		    vs_id, PQerrorMessage(conn));
+		return api_leave_tenant(conn, db_errclass(conn), err, errlen);
 	}
-	if (!au.can_read) {
-		api_req_fail(ar, 403, "forbidden", "this account has no role "
-		    "in virtual server '%s'", au.vs_name);
-		return DB_OK;
-	}
-	if (ar->rt != NULL) {
-		if ((ar->rt->access == API_A_OPERATE && !au.can_write) ||
-		    (ar->rt->access == API_A_ADMIN && !au.can_admin)) {
-			api_req_fail(ar, 403, "forbidden", "this needs the %s "
-			    "role", ar->rt->access == API_A_ADMIN ?
-			    "administrator" : "operator or administrator");
-			return DB_OK;
-		}
-		return ar->rt->run(conn, ar, &au, err, errlen);
-	}
-	switch (ar->route) {
-	case API_R_ENROLL:
-		return api_enroll(conn, ar, &au, err, errlen);
-	case API_R_DEVICES:
-		return api_devices(conn, ar, &au, err, errlen);
-	case API_R_DEVICE:
-		return api_device(conn, ar, &au, err, errlen);
-	case API_R_DEVICE_SYNC:
-		/* Pushing changes nothing stored, but it is an action. */
-		if (!au.can_write) {
-			api_req_fail(ar, 403, "forbidden", "this account may "
-			    "not act on devices");
-			return DB_OK;
-		}
-		/* The look-up proves the device is there and in scope. */
-		return api_device(conn, ar, &au, err, errlen);
-	case API_R_GROUPS:
-		return api_groups(conn, ar, &au, err, errlen);
-	default:
-		api_req_fail(ar, 404, "not_found", "no such resource");
-		return DB_OK;
-	}
+	rc = api_route_run(conn, ar, &au, err, errlen);
+	return api_leave_tenant(conn, rc, err, errlen);
 }

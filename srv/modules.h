@@ -24,6 +24,7 @@
  * each module owns its file.
  */
 #include <stddef.h>
+#include <stdint.h>
 
 #include <msgpack.h>
 
@@ -73,6 +74,11 @@ void	 policy_session_ready(struct canopyd *, const char *device_id,
 struct qa_item *policy_ack_item(const char *device_id, int vs_id,
 	    const struct msg *, char *why, size_t whylen);
 extern const struct db_batch_class policy_ack_class;
+/*
+ * The policies of group's subtree changed (or a device moved into it):
+ * computes them at the database and pushes them to the connected agents.
+ */
+void	 policy_push_group(struct canopyd *, int vs_id, int64_t group);
 
 /* srv/tasks.c: the task scheduler and delivery. */
 int	 tasks_start(struct canopyd *, char *err, size_t errlen);

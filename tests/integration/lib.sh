@@ -44,10 +44,16 @@
 #                                 outlives DEADLINE_S
 #
 #   pg_start                      a private PostgreSQL 15 with database
-#                                 "canopy"; sets PG_PORT, PG_DATA, PG_SOCK,
+#                                 "canopy" owned by the ordinary role
+#                                 "canopy" (not a superuser: superusers
+#                                 bypass row-level security), which canopyd
+#                                 uses; sets PG_PORT, PG_DATA, PG_SOCK,
 #                                 PG_CONNINFO
 #   pg_stop / pg_restart          stop (fast) / start the same cluster again
-#   pg_sql SQL                    run SQL in "canopy", print rows (psql -At)
+#   pg_sql SQL                    run SQL in "canopy" as the superuser,
+#                                 print rows (psql -At)
+#   pg_sql_as_canopy SQL          the same as canopyd's role "canopy", so
+#                                 row-level security applies
 #
 #   canopyd_conf [LINE...]        (re)write $CANOPYD_CONF: server-name,
 #                                 listen agents/api on fresh ports (kept across
@@ -323,10 +329,20 @@ pg_start() {
 		    fail "initdb failed: $(tail -n 20 "$TEST_DIR/initdb.log")"
 	fi
 	_pg_ctl_start
+	# canopyd runs as an ordinary role, as in production: row-level
+	# security does not hold for superusers.  PostgreSQL 15 lets only
+	# a superuser, or a role granted SET on it, make functions with a
+	# "SET canopy.vs_id" clause (migration 008 has one).
 	"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
-	    -Atqc "CREATE DATABASE canopy" >/dev/null ||
+	    -v ON_ERROR_STOP=1 -Atq \
+	    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles
+		WHERE rolname = 'canopy') THEN CREATE ROLE canopy LOGIN
+		NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; END IF;
+		END \$\$" \
+	    -c "GRANT SET ON PARAMETER canopy.vs_id TO canopy" \
+	    -c "CREATE DATABASE canopy OWNER canopy" >/dev/null ||
 	    fail "could not create the database"
-	PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=canopy user=postgres connect_timeout=5"
+	PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=canopy user=canopy connect_timeout=5"
 	export PG_CONNINFO PG_PORT PG_DATA PG_SOCK
 	step "PostgreSQL on port $PG_PORT"
 }
@@ -342,6 +358,11 @@ pg_restart() {
 
 pg_sql() {
 	"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d canopy \
+	    -v ON_ERROR_STOP=1 -Atqc "$1"
+}
+
+pg_sql_as_canopy() {
+	"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U canopy -d canopy \
 	    -v ON_ERROR_STOP=1 -Atqc "$1"
 }
 
