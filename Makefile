@@ -147,6 +147,7 @@ demo-stop:
 
 bench: deps all
 	@./bench/run.sh
+	@./bench/policy.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin

@@ -534,19 +534,31 @@ qa_devices_list(PGconn *conn, const struct qa_devq *q, json_t **devices,
 	    "  SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint"
 	    "  UNION ALL"
 	    "  SELECT g.id FROM groups g JOIN sel ON g.parent = sel.id"
-	    "   WHERE $3::boolean AND g.vs_id = $1)"
+	    "   WHERE $3::boolean AND g.vs_id = $1),"
+	    /*
+	     * The page first, then the paths of its groups: joined the other
+	     * way, the path CTE is rescanned for every device.  The keyset
+	     * test is spelled out rather than (name, id) > (…): row-level
+	     * security lets only leakproof operators reach an index, and
+	     * record comparison is not one, text and uuid comparisons are.
+	     */
+	    " page AS (SELECT d.id, d.name, d.fqdn, d.ip, d.mac, d.os,"
+	    "  d.group_id, d.status, d.last_seen, d.source, d.status_reasons"
+	    "  FROM devices d"
+	    "  WHERE d.vs_id = $1"
+	    "  AND ($2::bigint IS NULL OR d.group_id IN (SELECT id FROM sel))"
+	    "  AND ($4::bigint[] IS NULL OR d.group_id IN (SELECT id FROM scope))"
+	    "  AND ($5::text IS NULL OR d.status = $5)"
+	    "  AND ($6::text IS NULL OR d.name ILIKE $6 OR d.fqdn ILIKE $6"
+	    "   OR d.os ILIKE $6 OR d.id::text ILIKE $6"
+	    "   OR EXISTS (SELECT 1 FROM unnest(d.ip || d.mac) x"
+	    "   WHERE x ILIKE $6))"
+	    "  AND ($7::text IS NULL OR (d.name >= $7"
+	    "   AND (d.name > $7 OR d.id > $8::uuid)))"
+	    "  ORDER BY d.name, d.id LIMIT $9::int)"
 	    " SELECT " DEVICE_COLS ", d.status_reasons::text AS status_reasons"
-	    " FROM devices d"
-	    " LEFT JOIN gp ON gp.id = d.group_id"
-	    " WHERE d.vs_id = $1"
-	    " AND ($2::bigint IS NULL OR d.group_id IN (SELECT id FROM sel))"
-	    " AND ($4::bigint[] IS NULL OR d.group_id IN (SELECT id FROM scope))"
-	    " AND ($5::text IS NULL OR d.status = $5)"
-	    " AND ($6::text IS NULL OR d.name ILIKE $6 OR d.fqdn ILIKE $6"
-	    "  OR d.os ILIKE $6 OR d.id::text ILIKE $6"
-	    "  OR EXISTS (SELECT 1 FROM unnest(d.ip || d.mac) x WHERE x ILIKE $6))"
-	    " AND ($7::text IS NULL OR (d.name, d.id) > ($7, $8::uuid))"
-	    " ORDER BY d.name, d.id LIMIT $9::int", 9, p)) == NULL)
+	    " FROM page d LEFT JOIN gp ON gp.id = d.group_id"
+	    " ORDER BY d.name, d.id", 9, p)) == NULL)
 		return rc;
 	a = json_array();
 	n = PQntuples(res);
