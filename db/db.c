@@ -427,6 +427,26 @@ db_stop(struct db *db)
  * Worker side.
  */
 
+/*
+ * Row-level security (migration 003) does not hold for a superuser or a
+ * BYPASSRLS role: say so once, loudly, rather than isolate nothing quietly.
+ */
+static void
+db_check_role(PGconn *conn)
+{
+	PGresult	*res;
+
+	res = PQexec(conn, "SELECT rolsuper OR rolbypassrls FROM pg_roles "
+	    "WHERE rolname = current_user");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+		log_warnx("db: connected as %s, a superuser or BYPASSRLS role: "
+		    "row-level security does not isolate virtual servers; "
+		    "use an ordinary role that owns the database",
+		    PQuser(conn));
+	PQclear(res);
+}
+
 static PGconn *
 db_connect(const char *conninfo, char *err, size_t errlen)
 {
@@ -563,6 +583,7 @@ db_worker_connect(struct db_worker *w, uint64_t *backoff)
 		pthread_mutex_unlock(&db->mtx);
 		if (!migrated) {
 			if (db_migrate(conn, err, sizeof(err)) == 0) {
+				db_check_role(conn);
 				pthread_mutex_lock(&db->mtx);
 				db->migrated = 1;
 				db->migrate_err[0] = '\0';

@@ -251,10 +251,8 @@ pg_start() {
 		pg_psql -d postgres -c "CREATE ROLE canopy LOGIN"
 	fi
 	pg_psql -d postgres -c "ALTER ROLE canopy PASSWORD '$pw'"
-	# An ordinary role (row-level security does not hold for superusers)
-	# that may make functions with a "SET canopy.vs_id" clause.
+	# An ordinary role: row-level security does not hold for superusers.
 	pg_psql -d postgres -c "ALTER ROLE canopy NOSUPERUSER NOBYPASSRLS"
-	pg_psql -d postgres -c "GRANT SET ON PARAMETER canopy.vs_id TO canopy"
 	if [ -z "$(pg_psql -d postgres -At -c \
 	    "SELECT 1 FROM pg_database WHERE datname = 'canopy'")" ]; then
 		pg_psql -d postgres -c "CREATE DATABASE canopy OWNER canopy"

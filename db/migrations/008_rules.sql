@@ -100,7 +100,13 @@ $$;
 -- Kaspersky Security Center's defaults.  Runs as 'system' so that whoever
 -- creates a virtual server (in their own tenant) also seeds the new one.
 CREATE FUNCTION canopy_status_rules_seed(vs integer) RETURNS void
-LANGUAGE sql SET canopy.vs_id = 'system' AS $$
+LANGUAGE plpgsql AS $$
+DECLARE
+	old	text := current_setting('canopy.vs_id', true);
+BEGIN
+	-- As 'system' for this statement only (set_config, not a SET clause,
+	-- which would need GRANT SET ON PARAMETER for canopyd's role).
+	PERFORM set_config('canopy.vs_id', 'system', true);
 	INSERT INTO status_rules (vs_id, name, kind, severity, params, ord)
 	VALUES
 	(vs, 'Not seen for 1 day', 'not_seen', 'warning', '{"hours":24}', 10),
@@ -113,7 +119,9 @@ LANGUAGE sql SET canopy.vs_id = 'system' AS $$
 	    '{"min_severity":"critical","hours":24}', 50),
 	(vs, 'Disk nearly full', 'disk_full', 'warning', '{"percent":90}', 60),
 	(vs, 'Disk full', 'disk_full', 'critical', '{"percent":97}', 70)
-	ON CONFLICT (vs_id, name) DO NOTHING
+	ON CONFLICT (vs_id, name) DO NOTHING;
+	PERFORM set_config('canopy.vs_id', coalesce(old, ''), true);
+END
 $$;
 
 CREATE FUNCTION canopy_status_rules_seed_trigger() RETURNS trigger

@@ -330,16 +330,13 @@ pg_start() {
 	fi
 	_pg_ctl_start
 	# canopyd runs as an ordinary role, as in production: row-level
-	# security does not hold for superusers.  PostgreSQL 15 lets only
-	# a superuser, or a role granted SET on it, make functions with a
-	# "SET canopy.vs_id" clause (migration 008 has one).
+	# security does not hold for superusers.
 	"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
 	    -v ON_ERROR_STOP=1 -Atq \
 	    -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles
 		WHERE rolname = 'canopy') THEN CREATE ROLE canopy LOGIN
 		NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; END IF;
 		END \$\$" \
-	    -c "GRANT SET ON PARAMETER canopy.vs_id TO canopy" \
 	    -c "CREATE DATABASE canopy OWNER canopy" >/dev/null ||
 	    fail "could not create the database"
 	PG_CONNINFO="host=127.0.0.1 port=$PG_PORT dbname=canopy user=canopy connect_timeout=5"
