@@ -26,28 +26,8 @@
 #include "util.h"
 
 #include "db.h"
+#include "sql.h"
 #include "q_api.h"
-
-/* Timestamps leave the database as ISO-8601 UTC text. */
-#define TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/* The path of every group of a virtual server ($1). */
-#define GROUP_PATHS							\
-	"gp(id, parent, name, path) AS ("				\
-	" SELECT id, parent, name, '/' || name FROM groups"		\
-	"  WHERE vs_id = $1 AND parent IS NULL"				\
-	" UNION ALL"							\
-	" SELECT g.id, g.parent, g.name, gp.path || '/' || g.name"	\
-	"  FROM groups g JOIN gp ON g.parent = gp.id WHERE g.vs_id = $1)"
-
-/* The subtrees of the scope groups ($N, a bigint[]). */
-#define SCOPE_TREE(n)							\
-	"scope(id) AS ("						\
-	" SELECT id FROM groups WHERE vs_id = $1 AND id = ANY(" n "::bigint[])" \
-	" UNION ALL"							\
-	" SELECT g.id FROM groups g JOIN scope s ON g.parent = s.id"	\
-	"  WHERE g.vs_id = $1)"
 
 static const char *
 qa_val(PGresult *res, int row, int col)
@@ -85,19 +65,6 @@ qa_jparse(PGresult *res, int row, int col, json_t *dflt)
 	return j;
 }
 
-static PGresult *
-qa_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
-
 int
 qa_vs_by_name(PGconn *conn, const char *name, int *vs_id, char *err,
     size_t errlen)
@@ -106,7 +73,7 @@ qa_vs_by_name(PGconn *conn, const char *name, int *vs_id, char *err,
 	PGresult	*res;
 	int		 rc;
 
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT id FROM vservers WHERE name = $1", 1, p)) == NULL)
 		return rc;
 	if (PQntuples(res) == 0)
@@ -145,7 +112,7 @@ qa_admin_by_name(PGconn *conn, int vs_id, const char *name,
 	int		 rc;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT " ADMIN_COLS " FROM admins a JOIN vservers v"
 	    " ON v.id = a.vs_id WHERE a.vs_id = $1 AND a.name = $2",
 	    2, p)) == NULL)
@@ -167,7 +134,7 @@ qa_session_get(PGconn *conn, const char *token_hash, struct qa_admin *a,
 	int		 rc;
 
 	/* The session's vs_id is the admin's: one row names both. */
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT " ADMIN_COLS ", s.expires <= now(), " TS("s.expires")
 	    " FROM sessions s JOIN admins a ON a.id = s.admin_id"
 	    " AND a.vs_id = s.vs_id JOIN vservers v ON v.id = s.vs_id"
@@ -198,12 +165,12 @@ qa_session_create(PGconn *conn, const char *token_hash,
 	snprintf(vs, sizeof(vs), "%d", a->vs_id);
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
 	/* Expired sessions go as new ones come: no sweeper needed. */
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "DELETE FROM sessions WHERE vs_id = $1 AND expires < now()"
 	    " - interval '1 day'", 1, p + 2)) == NULL)
 		return rc;
 	PQclear(res);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO sessions (token_hash, admin_id, vs_id, expires, addr)"
 	    " VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), $5)"
 	    " RETURNING " TS("expires"), 5, p)) == NULL)
@@ -221,7 +188,7 @@ qa_session_delete(PGconn *conn, const char *token_hash, char *err,
 	PGresult	*res;
 	int		 rc;
 
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "DELETE FROM sessions WHERE token_hash = $1", 1, p)) == NULL)
 		return rc;
 	PQclear(res);
@@ -244,7 +211,7 @@ qa_login_failed(PGconn *conn, int64_t admin_id, int max, int lock_s,
 	 * One statement, so that concurrent failures all count.  A lock that
 	 * has run out starts a new series.
 	 */
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE admins SET"
 	    " failed_logins = CASE WHEN locked_until IS NOT NULL"
 	    "  AND locked_until <= now() THEN 1 ELSE failed_logins + 1 END,"
@@ -275,7 +242,7 @@ qa_login_ok(PGconn *conn, int64_t admin_id, char *err, size_t errlen)
 	int		 rc;
 
 	snprintf(id, sizeof(id), "%" PRId64, admin_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE admins SET failed_logins = 0, locked_until = NULL"
 	    " WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
 	    1, p)) == NULL)
@@ -295,7 +262,7 @@ qa_roles(PGconn *conn, int64_t admin_id, struct qa_role *roles, size_t max,
 
 	snprintf(id, sizeof(id), "%" PRId64, admin_id);
 	*n = 0;
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT role, scope_group FROM admin_roles WHERE admin_id = $1"
 	    " ORDER BY role, scope_group NULLS FIRST", 1, p)) == NULL)
 		return rc;
@@ -320,7 +287,7 @@ qa_audit(PGconn *conn, int vs_id, const char *actor, const char *addr,
 	int		 rc;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO audit (vs_id, actor, addr, action, object, detail)"
 	    " VALUES ($1, $2, $3, $4, $5, $6::jsonb)", 6, p)) == NULL)
 		return rc;
@@ -340,13 +307,13 @@ qa_group_resolve(PGconn *conn, int vs_id, const char *ref, int64_t *id,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	switch (api_ref_kind(ref)) {
 	case API_REF_ID:
-		res = qa_exec(conn, &rc, err, errlen,
+		res = db_exec(conn, &rc, err, errlen,
 		    "SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint",
 		    2, p);
 		break;
 	case API_REF_PATH:
 		/* Walk the path from a root, one name per level. */
-		res = qa_exec(conn, &rc, err, errlen,
+		res = db_exec(conn, &rc, err, errlen,
 		    "WITH RECURSIVE"
 		    " p(parts) AS (SELECT string_to_array(rtrim(substr($2, 2),"
 		    "  '/'), '/')),"
@@ -383,7 +350,7 @@ qa_group_unassigned(PGconn *conn, int vs_id, int64_t *id, char *err,
 	int		 rc;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT id FROM groups WHERE vs_id = $1 AND kind = 'unassigned'"
 	    " ORDER BY id LIMIT 1", 1, p)) == NULL)
 		return rc;
@@ -408,7 +375,7 @@ qa_group_in_scope(PGconn *conn, int vs_id, int64_t id, const char *scopes,
 		return DB_OK;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(gid, sizeof(gid), "%" PRId64, id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " SCOPE_TREE("$3")
 	    " SELECT 1 FROM scope WHERE id = $2::bigint", 3, p)) == NULL)
 		return rc;
@@ -429,7 +396,7 @@ qa_groups_list(PGconn *conn, int vs_id, const char *scopes, json_t **out,
 	int		 rc, i;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " GROUP_PATHS ", " SCOPE_TREE("$2")
 	    " SELECT gp.id, gp.parent, gp.name, gp.path, g.kind FROM gp"
 	    " JOIN groups g ON g.id = gp.id"
@@ -528,7 +495,7 @@ qa_devices_list(PGconn *conn, const struct qa_devq *q, json_t **devices,
 	p[7] = q->after_id;
 	p[8] = lim;
 	/* Keyset pagination on (name, id), served by devices_vs_name. */
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " GROUP_PATHS ", " SCOPE_TREE("$4") ","
 	    " sel(id) AS ("
 	    "  SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint"
@@ -584,7 +551,7 @@ qa_device_get(PGconn *conn, const struct qa_devq *q, const char *id,
 
 	*out = NULL;
 	snprintf(vs, sizeof(vs), "%d", q->vs_id);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " GROUP_PATHS ", " SCOPE_TREE("$2")
 	    " SELECT " DEVICE_COLS ", " TS("d.first_seen") ","
 	    " " TS("d.enrolled") ", " TS("i.updated") ", i.data::text,"
@@ -660,7 +627,7 @@ qa_enroll_token_create(PGconn *conn, int vs_id, const char *token_hash,
 	snprintf(grp, sizeof(grp), "%" PRId64, group);
 	snprintf(u, sizeof(u), "%d", uses);
 	snprintf(ttl, sizeof(ttl), "%d", ttl_s);
-	if ((res = qa_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO enrollment_tokens (vs_id, token_hash, group_id,"
 	    " uses_left, expires, created_by) SELECT $1, $2, id, $4::int,"
 	    " now() + make_interval(secs => $5::int), $6 FROM groups"

@@ -27,30 +27,9 @@
 #include "util.h"
 
 #include "db.h"
+#include "sql.h"
 #include "q_api.h"
 #include "q_groups.h"
-
-/* Timestamps leave the database as ISO-8601 UTC text. */
-#define TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/* The path of every group of a virtual server ($1). */
-#define GROUP_PATHS							\
-	"gp(id, parent, name, path) AS ("				\
-	" SELECT id, parent, name, '/' || name FROM groups"		\
-	"  WHERE vs_id = $1 AND parent IS NULL"				\
-	" UNION ALL"							\
-	" SELECT g.id, g.parent, g.name, gp.path || '/' || g.name"	\
-	"  FROM groups g JOIN gp ON g.parent = gp.id WHERE g.vs_id = $1)"
-
-/* The subtrees of the scope groups ($N, a bigint[]). */
-#define SCOPE_TREE(n)							\
-	"scope(id) AS ("						\
-	" SELECT id FROM groups WHERE vs_id = $1"			\
-	"  AND id = ANY(" n "::bigint[])"				\
-	" UNION ALL"							\
-	" SELECT g.id FROM groups g JOIN scope s ON g.parent = s.id"	\
-	"  WHERE g.vs_id = $1)"
 
 /* Severities in rising order: "at least" compares positions. */
 #define SEVERITIES	"ARRAY['info','warning','error','critical']"
@@ -69,19 +48,6 @@ qg_jstr(PGresult *res, int row, int col)
 	return v != NULL ? json_string(v) : json_null();
 }
 
-static PGresult *
-qg_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
-
 /* Runs a statement whose rows do not matter; *n: rows affected. */
 static int
 qg_cmd(PGconn *conn, long long *n, char *err, size_t errlen,
@@ -90,7 +56,7 @@ qg_cmd(PGconn *conn, long long *n, char *err, size_t errlen,
 	PGresult	*res;
 	int		 rc;
 
-	if ((res = qg_exec(conn, &rc, err, errlen, sql, np, params)) == NULL)
+	if ((res = db_exec(conn, &rc, err, errlen, sql, np, params)) == NULL)
 		return rc;
 	if (n != NULL)
 		*n = strtoll(PQcmdTuples(res), NULL, 10);
@@ -110,7 +76,7 @@ qg_group_get(PGconn *conn, int vs_id, int64_t id, struct qg_group *g,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(gid, sizeof(gid), "%" PRId64, id);
 	/* Walks up from the group: cheap whatever the tree's size. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE up(id, parent, depth) AS ("
 	    " SELECT id, parent, 0 FROM groups WHERE vs_id = $1"
 	    "  AND id = $2::bigint"
@@ -167,7 +133,7 @@ qg_sibling_taken(PGconn *conn, int vs_id, int64_t parent, const char *name,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(par, sizeof(par), "%" PRId64, parent);
 	snprintf(self, sizeof(self), "%" PRId64, id);
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT 1 FROM groups WHERE vs_id = $1"
 	    " AND coalesce(parent, 0) = $2::bigint AND name = $3"
 	    " AND id <> $4::bigint", 4, p)) == NULL)
@@ -189,7 +155,7 @@ qg_group_create(PGconn *conn, int vs_id, int64_t parent, const char *name,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(par, sizeof(par), "%" PRId64, parent);
 	/* The unique index decides, even against a concurrent create. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO groups (vs_id, parent, name) VALUES ($1, $2, $3)"
 	    " ON CONFLICT DO NOTHING RETURNING id", 3, p)) == NULL)
 		return rc;
@@ -240,7 +206,7 @@ qg_group_move(PGconn *conn, int vs_id, int64_t id, int64_t parent,
 	snprintf(gid, sizeof(gid), "%" PRId64, id);
 	snprintf(par, sizeof(par), "%" PRId64, parent);
 	/* The new parent may not be the group or lie below it. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE up(id, parent) AS ("
 	    " SELECT id, parent FROM groups WHERE vs_id = $1"
 	    "  AND id = $3::bigint"
@@ -276,7 +242,7 @@ qg_group_delete(PGconn *conn, int vs_id, int64_t id, long long *ngroups,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(gid, sizeof(gid), "%" PRId64, id);
 	/* Locks the row so that nothing is added to it in between. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT (SELECT count(*) FROM groups c WHERE c.vs_id = $1"
 	    "   AND c.parent = g.id),"
 	    "  (SELECT count(*) FROM devices d WHERE d.vs_id = $1"
@@ -312,7 +278,7 @@ qg_device_group(PGconn *conn, int vs_id, const char *device, int64_t *group,
 	int		 rc;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT group_id, name FROM devices WHERE vs_id = $1"
 	    " AND id = $2::uuid FOR UPDATE", 2, p)) == NULL)
 		return rc;
@@ -376,7 +342,7 @@ qg_events_list(PGconn *conn, const struct qg_evq *q, json_t **events,
 	p[7] = q->after_id;
 	p[8] = lim;
 	/* One more row than asked tells whether there is a next page. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " SCOPE_TREE("$2")
 	    " SELECT e.id, e.device_id, d.name, e.severity, e.type,"
 	    "  " TS("e.time") ", e.text,"
@@ -440,7 +406,7 @@ qg_audit_list(PGconn *conn, const struct qg_auq *q, json_t **audit,
 	p[3] = q->action;
 	p[4] = q->after_id;
 	p[5] = lim;
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT id, " TS("time") ", actor, addr, action, object,"
 	    "  detail::text FROM audit WHERE vs_id = $1"
 	    "  AND ($2::timestamptz IS NULL OR time >= $2::timestamptz)"
@@ -492,7 +458,7 @@ qg_admin_create(PGconn *conn, int vs_id, const char *name,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	/* Which of the two unique keys is taken, for the message. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT EXISTS (SELECT 1 FROM admins WHERE vs_id = $1"
 	    "  AND name = $2),"
 	    " $3::text IS NOT NULL AND EXISTS (SELECT 1 FROM admins"
@@ -503,7 +469,7 @@ qg_admin_create(PGconn *conn, int vs_id, const char *name,
 	PQclear(res);
 	if (taken)
 		return taken;
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO admins (vs_id, name, principal, pw_hash)"
 	    " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id",
 	    4, p)) == NULL)
@@ -543,7 +509,7 @@ qg_admins_list(PGconn *conn, int vs_id, json_t **admins, char *err,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	/* Never the hash: only whether there is one. */
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " GROUP_PATHS
 	    " SELECT a.id, a.name, a.principal, a.pw_hash IS NOT NULL,"
 	    "  a.failed_logins, coalesce(a.locked_until > now(), false),"
@@ -589,7 +555,7 @@ qg_admin_name(PGconn *conn, int vs_id, int64_t id, char *name,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(aid, sizeof(aid), "%" PRId64, id);
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT name FROM admins WHERE vs_id = $1 AND id = $2::bigint"
 	    " FOR UPDATE", 2, p)) == NULL)
 		return rc;
@@ -631,7 +597,7 @@ qg_admin_unlock(PGconn *conn, int vs_id, int64_t id, int *failed, char *err,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(aid, sizeof(aid), "%" PRId64, id);
-	if ((res = qg_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE admins a SET failed_logins = 0, locked_until = NULL"
 	    " FROM (SELECT id, failed_logins FROM admins WHERE vs_id = $1"
 	    "  AND id = $2::bigint FOR UPDATE) old"

@@ -28,20 +28,9 @@
 #include "util.h"
 
 #include "db.h"
+#include "sql.h"
 #include "q_api.h"
 #include "q_policy.h"
-
-/* Timestamps leave the database as ISO-8601 UTC text. */
-#define TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-/* The subtrees of the scope groups ($N, a bigint[]), as in db/q_api.c. */
-#define SCOPE_TREE(n)							\
-	"scope(id) AS ("						\
-	" SELECT id FROM groups WHERE vs_id = $1 AND id = ANY(" n "::bigint[])" \
-	" UNION ALL"							\
-	" SELECT g.id FROM groups g JOIN scope s ON g.parent = s.id"	\
-	"  WHERE g.vs_id = $1)"
 
 int
 qp_key_valid(const char *s)
@@ -213,19 +202,6 @@ qp_changed_keys(json_t *old, json_t *new)
 	return a;
 }
 
-static PGresult *
-qp_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
-
 static json_t *
 qp_jparse(const char *s)
 {
@@ -269,7 +245,7 @@ qp_policy_get(PGconn *conn, int vs_id, int64_t id, const char *scopes,
 	*out = NULL;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " SCOPE_TREE("$2")
 	    " SELECT " POLICY_COLS ", gp.path FROM policies p"
 	    " LEFT JOIN canopy_policy_groups($1) gp ON gp.group_id = p.group_id"
@@ -304,7 +280,7 @@ qp_policies_list(PGconn *conn, int vs_id, int64_t group, const char *product,
 	*out = NULL;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(gid, sizeof(gid), "%" PRId64, group);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " SCOPE_TREE("$2")
 	    " SELECT " POLICY_COLS " FROM policies p"
 	    " WHERE p.vs_id = $1"
@@ -342,7 +318,7 @@ qp_lock_check(PGconn *conn, int vs_id, int64_t group, const char *product,
 	 * The parent's effective settings carry, for a locked key, the
 	 * topmost policy that locks it: the one that wins.
 	 */
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT k, e.eff -> $3 -> k ->> 'policy',"
 	    " e.eff -> $3 -> k ->> 'policy_id', e.eff -> $3 -> k ->> 'group'"
 	    " FROM canopy_policy_groups($1) e,"
@@ -377,7 +353,7 @@ qp_policy_create(PGconn *conn, int vs_id, int64_t group, const char *product,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(gid, sizeof(gid), "%" PRId64, group);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO policies (vs_id, group_id, product, name, settings,"
 	    " created_by) VALUES ($1, $2::bigint, $3, $4, $5::jsonb, $6)"
 	    " ON CONFLICT (group_id, product) DO NOTHING"
@@ -404,7 +380,7 @@ qp_policy_update(PGconn *conn, int vs_id, int64_t id, const char *name,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE policies SET name = coalesce($3, name),"
 	    " settings = $4::jsonb, revision = revision + 1, updated = now()"
 	    " WHERE vs_id = $1 AND id = $2::bigint RETURNING revision",
@@ -429,7 +405,7 @@ qp_policy_delete(PGconn *conn, int vs_id, int64_t id, char *err,
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "DELETE FROM policies WHERE vs_id = $1 AND id = $2::bigint", 2,
 	    p)) == NULL)
 		return rc;
@@ -453,7 +429,7 @@ qp_effective_device(PGconn *conn, int vs_id, const char *device_id,
 
 	*settings = NULL;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " SCOPE_TREE("$2") ","
 	    " d AS (SELECT group_id FROM devices WHERE vs_id = $1"
 	    "  AND id = $3::uuid"
@@ -530,7 +506,7 @@ qp_delivery_subtree(PGconn *conn, int vs_id, int64_t group,
 	 * device whose acknowledged hash differs, one row naming its group.
 	 * The hash is computed once per group, never per device.
 	 */
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE sub(id) AS ("
 	    "  SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint"
 	    "  UNION ALL"
@@ -613,7 +589,7 @@ qp_delivery_devices(PGconn *conn, const char *const *devices, size_t n,
 		goto oom0;
 	p[0] = ids;
 	/* Each virtual server's tree once, whatever the number of devices. */
-	res = qp_exec(conn, &rc, err, errlen,
+	res = db_exec(conn, &rc, err, errlen,
 	    "WITH d AS MATERIALIZED (SELECT id, vs_id, group_id, policy_hash"
 	    "  FROM devices"
 	    "  WHERE id IN (SELECT x::uuid FROM"
@@ -670,7 +646,7 @@ qp_ack(PGconn *conn, const char *acks_json, char *err, size_t errlen)
 	int		 rc;
 
 	/* The last of a device's acks in the batch wins. */
-	if ((res = qp_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE devices d SET policy_hash = x.hash FROM ("
 	    " SELECT DISTINCT ON (id) id, hash FROM"
 	    " ROWS FROM (jsonb_to_recordset($1::jsonb) AS (id uuid, hash text))"

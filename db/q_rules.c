@@ -26,6 +26,7 @@
 #include "log.h"
 
 #include "db.h"
+#include "sql.h"
 #include "q_rules.h"
 
 /*
@@ -238,19 +239,6 @@ qr_ll(PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-static PGresult *
-qr_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
-
 int
 qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
     char *err, size_t errlen)
@@ -265,7 +253,7 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 	 * never race to write the same rows.  The plans are big but cheap to
 	 * run: JIT would cost more than it saves.
 	 */
-	if ((res = qr_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT pg_advisory_xact_lock(hashtext('canopy.rules')),"
 	    " set_config('jit', 'off', true),"
 	    " set_config('work_mem', '64MB', true)", 0, NULL)) == NULL)
@@ -279,14 +267,14 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 	p[1] = batch;
 	p[2] = st->recent ? n3 : NULL;
 
-	if ((res = qr_exec(conn, &rc, err, errlen, sql_fs, 3, p)) == NULL)
+	if ((res = db_exec(conn, &rc, err, errlen, sql_fs, 3, p)) == NULL)
 		return rc;
 	st->fs_refreshed = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 
 	st->reasons_changed = st->status_changed = 0;
 	if (!st->no_status) {
-		if ((res = qr_exec(conn, &rc, err, errlen, sql_status, 1, p)) ==
+		if ((res = db_exec(conn, &rc, err, errlen, sql_status, 1, p)) ==
 		    NULL)
 			return rc;
 		st->reasons_changed = qr_ll(res, 0, 0);
@@ -294,7 +282,7 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 		PQclear(res);
 	}
 
-	if ((res = qr_exec(conn, &rc, err, errlen, sql_move, 2, p)) == NULL)
+	if ((res = db_exec(conn, &rc, err, errlen, sql_move, 2, p)) == NULL)
 		return rc;
 	st->evaluated = qr_ll(res, 0, 0);
 	st->moved = qr_ll(res, 0, 1);
@@ -308,7 +296,7 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 	snprintf(n2, sizeof(n2), "%d", EVENTS_PRUNE_BATCH);
 	p[0] = n1;
 	p[1] = n2;
-	if ((res = qr_exec(conn, &rc, err, errlen, sql_prune_age, 2, p)) ==
+	if ((res = db_exec(conn, &rc, err, errlen, sql_prune_age, 2, p)) ==
 	    NULL)
 		return rc;
 	st->pruned = qr_ll(res, 0, 0);
@@ -320,7 +308,7 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 	p[0] = n1;
 	p[1] = n2;
 	p[2] = n3;
-	if ((res = qr_exec(conn, &rc, err, errlen, sql_prune_count, 3, p)) ==
+	if ((res = db_exec(conn, &rc, err, errlen, sql_prune_count, 3, p)) ==
 	    NULL)
 		return rc;
 	/* A full batch may have left some: look at them again next round. */
@@ -341,7 +329,7 @@ qr_json(PGconn *conn, json_t **out, char *err, size_t errlen,
 	int		 rc;
 
 	*out = NULL;
-	if ((res = qr_exec(conn, &rc, err, errlen, sql, n, params)) == NULL)
+	if ((res = db_exec(conn, &rc, err, errlen, sql, n, params)) == NULL)
 		return rc;
 	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0)) {
 		PQclear(res);
@@ -449,7 +437,7 @@ qr_status_rule_update(PGconn *conn, int vs_id, const char *id,
 	if (name != NULL) {
 		const char *q[3] = { vs, id, name };
 
-		if ((res = qr_exec(conn, &rc, err, errlen,
+		if ((res = db_exec(conn, &rc, err, errlen,
 		    "SELECT 1 FROM status_rules WHERE vs_id = $1"
 		    " AND id <> $2::bigint AND name = $3", 3, q)) == NULL)
 			return rc;

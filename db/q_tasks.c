@@ -28,12 +28,10 @@
 #include "util.h"
 
 #include "db.h"
+#include "sql.h"
 #include "q_agents.h"
 #include "q_api.h"
 #include "q_tasks.h"
-
-#define TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 /* The subtrees of the scope groups ($2, a bigint[] or NULL); vs is $1. */
 #define QT_SCOPE							\
@@ -43,19 +41,6 @@
 	" UNION ALL"							\
 	" SELECT g.id FROM groups g JOIN scope s ON g.parent = s.id"	\
 	"  WHERE g.vs_id = $1)"
-
-static PGresult *
-qt_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
 
 static json_t *
 qt_jstr(PGresult *res, int row, int col)
@@ -148,7 +133,7 @@ qt_tick_run(PGconn *conn, void *arg, char *err, size_t errlen)
 		}
 		p[0] = ids;
 		/* A result may have come first: final runs stay final. */
-		res = qt_exec(conn, &rc, err, errlen,
+		res = db_exec(conn, &rc, err, errlen,
 		    "UPDATE task_runs SET state = 'sent', sent = now()"
 		    " WHERE id = ANY($1::bigint[]) AND state = 'pending'",
 		    1, p);
@@ -165,7 +150,7 @@ qt_tick_run(PGconn *conn, void *arg, char *err, size_t errlen)
 	 * missed while the server was down are not made up).  A run expires
 	 * expires_s after it was due, or at the next period.
 	 */
-	res = qt_exec(conn, &rc, err, errlen,
+	res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE due AS ("
 	    " SELECT id, vs_id, type, params, group_id, recursive,"
 	    "  device_ids, next_run, every_s, expires_s FROM tasks"
@@ -207,7 +192,7 @@ qt_tick_run(PGconn *conn, void *arg, char *err, size_t errlen)
 	PQclear(res);
 	if (rc != DB_OK)
 		goto fail;
-	res = qt_exec(conn, &rc, err, errlen,
+	res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE task_runs SET state = 'expired', finished = now()"
 	    " WHERE state IN ('pending', 'sent') AND expires IS NOT NULL"
 	    " AND expires <= now()", 0, NULL);
@@ -247,7 +232,7 @@ qt_open_run(PGconn *conn, void *arg, char *err, size_t errlen)
 
 	snprintf(vs, sizeof(vs), "%d", o->vs_id);
 	snprintf(lim, sizeof(lim), "%d", TASK_DELIVER_MAX);
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT r.id, r.device_id, t.type, t.params::text,"
 	    " (extract(epoch FROM r.expires) * 1000)::bigint"
 	    " FROM task_runs r JOIN tasks t ON t.id = r.task_id"
@@ -298,7 +283,7 @@ qt_result_run(PGconn *conn, void **items, size_t n, char *err,
 	}
 	p[0] = jb.p;
 	/* Device clocks may be anything: an implausible time is now. */
-	res = qt_exec(conn, &rc, err, errlen,
+	res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE task_runs r SET state = x.state,"
 	    " finished = CASE WHEN x.finished BETWEEN 946684800000"
 	    "  AND 4102444800000 THEN to_timestamp(x.finished / 1000.0)"
@@ -343,7 +328,7 @@ qt_task_create(PGconn *conn, const struct qt_new *t, char id[24], char *err,
 	p[9] = t->every_s > 0 ? every : NULL;
 	p[10] = t->expires_s > 0 ? exp : NULL;
 	p[11] = t->created_by;
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO tasks (vs_id, name, type, group_id, recursive,"
 	    " device_ids, params, schedule, at, every_s, next_run, expires_s,"
 	    " created_by) VALUES ($1::int, $2, $3, $4::bigint, $5::boolean,"
@@ -366,7 +351,7 @@ qt_devices_check(PGconn *conn, int vs_id, const char *scopes,
 	int		 rc;
 
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " QT_SCOPE
 	    " SELECT u::text FROM unnest($3::uuid[]) u"
 	    " WHERE NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = u"
@@ -448,7 +433,7 @@ qt_task_get(PGconn *conn, int vs_id, const char *scopes, const char *id,
 
 	*out = NULL;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " QT_SCOPE " SELECT " QT_TASK_COLS
 	    " FROM tasks t WHERE t.vs_id = $1::int AND t.id = $3::bigint"
 	    " AND" QT_VISIBLE, 3, p)) == NULL)
@@ -468,7 +453,7 @@ qt_task_get(PGconn *conn, int vs_id, const char *scopes, const char *id,
 		return DB_OK;
 	}
 	/* Only the devices within scope. */
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " QT_SCOPE
 	    " SELECT r.id, r.device_id, d.name, r.state, " TS("r.due") ","
 	    " " TS("r.sent") ", " TS("r.finished") ", r.exit_code, r.output"
@@ -522,7 +507,7 @@ qt_tasks_list(PGconn *conn, int vs_id, const char *scopes, const char *after,
 	snprintf(vs, sizeof(vs), "%d", vs_id);
 	/* One more than asked: is there a next page? */
 	snprintf(lim, sizeof(lim), "%d", limit + 1);
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE " QT_SCOPE " SELECT " QT_TASK_COLS
 	    " FROM tasks t WHERE t.vs_id = $1::int"
 	    " AND ($3::bigint IS NULL OR t.id < $3::bigint) AND" QT_VISIBLE
@@ -551,7 +536,7 @@ qt_task_cancel(PGconn *conn, int vs_id, const char *id, int *nruns,
 
 	*nruns = 0;
 	snprintf(vs, sizeof(vs), "%d", vs_id);
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE tasks SET cancelled = coalesce(cancelled, now()),"
 	    " next_run = NULL WHERE vs_id = $1::int AND id = $2::bigint",
 	    2, p)) == NULL)
@@ -561,7 +546,7 @@ qt_task_cancel(PGconn *conn, int vs_id, const char *id, int *nruns,
 	 * Sent runs too: the device may not have it yet (it was offline);
 	 * a result that still comes is ignored, the run being final.
 	 */
-	if ((res = qt_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "UPDATE task_runs SET state = 'cancelled', finished = now()"
 	    " WHERE vs_id = $1::int AND task_id = $2::bigint"
 	    " AND state IN ('pending', 'sent')", 2, p)) == NULL)

@@ -22,23 +22,8 @@
 #include <libpq-fe.h>
 
 #include "db.h"
+#include "sql.h"
 #include "q_vservers.h"
-
-#define TS(col)	"to_char(" col " AT TIME ZONE 'UTC', " \
-		"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-
-static PGresult *
-qv_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
-    int n, const char *const *params)
-{
-	PGresult	*res;
-
-	*rc = DB_OK;
-	res = db_exec(conn, rc, err, errlen, sql, n, params);
-	if (res == NULL && *rc == DB_OK)
-		*rc = DB_ERR;
-	return res;
-}
 
 int
 qv_create(PGconn *conn, const char *name, int *id, char *err, size_t errlen)
@@ -48,7 +33,7 @@ qv_create(PGconn *conn, const char *name, int *id, char *err, size_t errlen)
 	int		 rc;
 
 	/* A taken name is an answer (409), not a failed transaction. */
-	if ((res = qv_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "INSERT INTO vservers (name) VALUES ($1) "
 	    "ON CONFLICT (name) DO NOTHING RETURNING id", 1, p)) == NULL)
 		return rc;
@@ -67,7 +52,7 @@ qv_list(PGconn *conn, json_t **out, char *err, size_t errlen)
 	json_t		*a;
 	int		 rc, i, n;
 
-	if ((res = qv_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT v.id, v.name, (SELECT count(*) FROM devices d "
 	    "WHERE d.vs_id = v.id), " TS("v.created") " FROM vservers v "
 	    "ORDER BY v.id <> 0, v.name", 0, NULL)) == NULL)
@@ -100,7 +85,7 @@ qv_delete(PGconn *conn, const char *name, int force, int *id,
 	int		 rc;
 
 	/* The row lock keeps enrolments into it from racing the count. */
-	if ((res = qv_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT v.id, (SELECT count(*) FROM devices d "
 	    "WHERE d.vs_id = v.id) FROM vservers v "
 	    "WHERE v.name = $1 AND v.id <> 0 FOR UPDATE", 1, p)) == NULL)
@@ -120,11 +105,11 @@ qv_delete(PGconn *conn, const char *name, int force, int *id,
 	 * Devices first (they reference groups without a cascade), then
 	 * everything else of it cascades from the vservers row.
 	 */
-	if ((res = qv_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "DELETE FROM devices WHERE vs_id = $1::integer", 1, p)) == NULL)
 		return rc;
 	PQclear(res);
-	if ((res = qv_exec(conn, &rc, err, errlen,
+	if ((res = db_exec(conn, &rc, err, errlen,
 	    "DELETE FROM vservers WHERE id = $1::integer", 1, p)) == NULL)
 		return rc;
 	PQclear(res);
