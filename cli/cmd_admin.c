@@ -129,9 +129,11 @@ list_pages(struct ctl *ctl, const char *base, char *query, const char *key,
 		printf("%s\n", none);
 	else {
 		table_print(t, stdout);
-		if (more)
+		if (more) {
+			fflush(stdout);
 			fprintf(stderr, "(more: use --all, or --limit N up "
 			    "to %d)\n", API_PAGE_MAX);
+		}
 	}
 	rv = EXIT_OK;
 	goto out;

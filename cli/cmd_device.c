@@ -226,9 +226,11 @@ device_list(struct ctl *ctl, int argc, char **argv)
 		printf("No devices.\n");
 	else {
 		table_print(t, stdout);
-		if (more)
+		if (more) {
+			fflush(stdout);
 			fprintf(stderr, "(more devices: use --all, or "
 			    "--limit N up to %d)\n", API_PAGE_MAX);
+		}
 	}
 	rv = EXIT_OK;
 	goto out;
