@@ -93,6 +93,13 @@ int	 ctl_usage_error(const char *usage, const char *, ...)
 int	 ctl_global_opt(struct ctl *, int c, const char *arg);
 /* Resolves server, CA and token; -1 with a message if unusable. */
 int	 ctl_resolve(struct ctl *, int need_token);
+/*
+ * A subcommand with only the global options and nargs operands (-1: any
+ * number): parses them and resolves the session.  -1 to go on, with optind
+ * at the operands, or else the exit status.
+ */
+int	 ctl_operands(struct ctl *, int argc, char **argv, const char *usage,
+	    const char *what, int nargs);
 
 /* config.c */
 /* Resolves the directory if not given and reads it; once. */

@@ -394,29 +394,10 @@ static int
 admin_opts(struct ctl *ctl, int argc, char **argv, int nargs,
     const char *what)
 {
-	static const struct option longopts[] = {
-		CTL_GLOBAL_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int	 c;
+	char	 w[64];
 
-	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
-		if (c == OPT_HELP) {
-			printf("usage: %s\n", admin_usage);
-			return (EXIT_OK);
-		}
-		if ((c = ctl_global_opt(ctl, c, optarg)) == 1)
-			continue;
-		if (c == -1)
-			return (EXIT_ERR);
-		return (ctl_usage_error(admin_usage, "bad option"));
-	}
-	if (argc - optind != nargs)
-		return (ctl_usage_error(admin_usage, "admin %s takes %d "
-		    "argument%s", what, nargs, nargs == 1 ? "" : "s"));
-	if (ctl_resolve(ctl, 1) == -1)
-		return (EXIT_ERR);
-	return (-1);
+	snprintf(w, sizeof(w), "admin %s", what);
+	return (ctl_operands(ctl, argc, argv, admin_usage, w, nargs));
 }
 
 /* "operator" or "operator:/Managed devices/Berlin" as a role object. */

@@ -392,29 +392,12 @@ static int
 device_path_arg(struct ctl *ctl, int argc, char **argv, const char *what,
     const char *suffix, char **path)
 {
-	static const struct option longopts[] = {
-		CTL_GLOBAL_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	char	*id;
+	char	*id, w[64];
 	int	 c;
 
-	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
-		if (c == OPT_HELP) {
-			printf("usage: %s\n", device_usage);
-			return (EXIT_OK);
-		}
-		if ((c = ctl_global_opt(ctl, c, optarg)) == 1)
-			continue;
-		if (c == -1)
-			return (EXIT_ERR);
-		return (ctl_usage_error(device_usage, "bad option"));
-	}
-	if (argc - optind != 1)
-		return (ctl_usage_error(device_usage,
-		    "device %s takes one device id", what));
-	if (ctl_resolve(ctl, 1) == -1)
-		return (EXIT_ERR);
+	snprintf(w, sizeof(w), "device %s", what);
+	if ((c = ctl_operands(ctl, argc, argv, device_usage, w, 1)) != -1)
+		return (c);
 	if ((id = http_escape(argv[optind])) == NULL) {
 		ctl_warnx("out of memory");
 		return (EXIT_ERR);

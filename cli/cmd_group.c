@@ -40,29 +40,10 @@ static int
 group_opts(struct ctl *ctl, int argc, char **argv, int nargs,
     const char *what)
 {
-	static const struct option longopts[] = {
-		CTL_GLOBAL_LONGOPTS,
-		{ NULL, 0, NULL, 0 }
-	};
-	int	 c;
+	char	 w[64];
 
-	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
-		if (c == OPT_HELP) {
-			printf("usage: %s\n", group_usage);
-			return (EXIT_OK);
-		}
-		if ((c = ctl_global_opt(ctl, c, optarg)) == 1)
-			continue;
-		if (c == -1)
-			return (EXIT_ERR);
-		return (ctl_usage_error(group_usage, "bad option"));
-	}
-	if (argc - optind != nargs)
-		return (ctl_usage_error(group_usage, "group %s takes %d "
-		    "argument%s", what, nargs, nargs == 1 ? "" : "s"));
-	if (ctl_resolve(ctl, 1) == -1)
-		return (EXIT_ERR);
-	return (-1);
+	snprintf(w, sizeof(w), "group %s", what);
+	return (ctl_operands(ctl, argc, argv, group_usage, w, nargs));
 }
 
 /*

@@ -132,6 +132,35 @@ ctl_global_opt(struct ctl *ctl, int c, const char *arg)
 }
 
 int
+ctl_operands(struct ctl *ctl, int argc, char **argv, const char *usage,
+    const char *what, int nargs)
+{
+	static const struct option longopts[] = {
+		CTL_GLOBAL_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	int	 c;
+
+	while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+		if (c == OPT_HELP) {
+			printf("usage: %s\n", usage);
+			return (EXIT_OK);
+		}
+		if ((c = ctl_global_opt(ctl, c, optarg)) == 1)
+			continue;
+		if (c == -1)
+			return (EXIT_ERR);
+		return (ctl_usage_error(usage, "bad option"));
+	}
+	if (nargs >= 0 && argc - optind != nargs)
+		return (ctl_usage_error(usage, "%s takes %d argument%s", what,
+		    nargs, nargs == 1 ? "" : "s"));
+	if (ctl_resolve(ctl, 1) == -1)
+		return (EXIT_ERR);
+	return (-1);
+}
+
+int
 ctl_resolve(struct ctl *ctl, int need_token)
 {
 	/* Loaded here, after every option, since --config-dir may follow. */
