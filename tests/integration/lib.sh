@@ -68,6 +68,7 @@
 #   canopyd_kill                  SIGKILL and reap
 #   canopyd_alive                 true while the canopyd we started runs
 #   healthz_status                print the HTTP status of /healthz
+#   healthz_is CODE               true if /healthz answers CODE (for wait_for)
 #   metrics                       print /metrics
 #   metric NAME                   print the value of metric NAME (first
 #                                 sample, labels ignored); fails if absent
@@ -404,6 +405,12 @@ healthz_status() {
 	curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
 	    --cacert "$CANOPYD_STATE/ca.pem" "$CANOPYD_URL/healthz" 2>/dev/null ||
 	    true
+}
+
+# For wait_for: the status is fetched anew at every try.  (Never write
+# wait_for ... test "$(healthz_status)" = 200: the shell expands that once.)
+healthz_is() {
+	[ "$(healthz_status)" = "$1" ]
 }
 
 _canopyd_ready() {

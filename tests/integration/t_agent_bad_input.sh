@@ -264,7 +264,8 @@ probe --send-json "$HELLO" --recv --send-json "$HELLO"
 expect_error "after max-agents" unexpected_message "hello"
 canopyd_conf
 kill -HUP "$CANOPYD_PID"
-wait_for "the second reload" 10 test "$(grep -c "configuration reloaded" "$CANOPYD_LOG")" = 2
+reloads_are() { [ "$(grep -c "configuration reloaded" "$CANOPYD_LOG")" = "$1" ]; }
+wait_for "the second reload" 10 reloads_are 2
 
 # Out of file descriptors: accepting pauses (instead of spinning on
 # EMFILE) and resumes by itself once descriptors are free again.
@@ -343,7 +344,7 @@ done
 probe "${GOOD[@]}" --send-json "$HELLO"
 expect_error "look-up with the database down" unavailable
 pg_restart
-wait_for "/healthz 200 after PostgreSQL is back" 60 test "$(healthz_status)" = 200
+wait_for "/healthz 200 after PostgreSQL is back" 60 healthz_is 200
 # A worker still holding a broken connection fails one job (the agent is
 # told 'unavailable' and comes back later): try until one goes through.
 events_acked() {

@@ -26,7 +26,8 @@ dev_id() {
 	api GET "/api/v1/devices?q=$1" >/dev/null
 	json ".devices[] | select(.name == \"$1\") | .id"
 }
-wait_for "device on1 listed" 30 test -n "$(dev_id on1)"
+listed() { [ -n "$(dev_id "$1")" ]; }
+wait_for "device on1 listed" 30 listed on1
 ON1=$(dev_id on1)
 OFF1=$(dev_id off1)
 [ -n "$OFF1" ] || fail "device off1 not listed: $API_BODY"
@@ -34,7 +35,8 @@ inv_updated() {
 	api GET "/api/v1/devices/$1" >/dev/null
 	json '.inventory_updated // empty'
 }
-wait_for "on1's inventory" 30 test -n "$(inv_updated "$ON1")"
+has_inventory() { [ -n "$(inv_updated "$1")" ]; }
+wait_for "on1's inventory" 30 has_inventory "$ON1"
 inv_before=$(inv_updated "$ON1")
 
 # Prints the state of device $2's newest run of task $1.
