@@ -137,6 +137,27 @@ sr_list(struct ctl *ctl, int argc, char **argv)
 	return (EXIT_OK);
 }
 
+/* POSTs a new rule (body consumed) and says what was created. */
+static int
+rules_post(struct ctl *ctl, const char *path, json_t *body, const char *what)
+{
+	struct ctl_reply reply;
+
+	if (ctl_resolve(ctl, 1) == -1 ||
+	    http_call(ctl, "POST", path, body, &reply) == -1) {
+		json_decref(body);
+		return (EXIT_ERR);
+	}
+	json_decref(body);
+	if (ctl->json)
+		out_json(reply.body);
+	else
+		printf("%s %s created\n", what, json_string_value(
+		    json_object_get(reply.body, "id")));
+	http_reply_free(&reply);
+	return (EXIT_OK);
+}
+
 static int
 sr_create(struct ctl *ctl, int argc, char **argv)
 {
@@ -152,7 +173,6 @@ sr_create(struct ctl *ctl, int argc, char **argv)
 		{ "disabled",	  no_argument,	     NULL, OPT_DISABLED },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct ctl_reply reply;
 	json_t		*body, *params;
 	const char	*name = NULL, *kind = NULL, *sev = NULL;
 	long		 n;
@@ -227,19 +247,7 @@ sr_create(struct ctl *ctl, int argc, char **argv)
 	json_object_set_new(body, "severity", json_string(sev));
 	json_object_set_new(body, "params", params);
 	params = NULL;
-	if (ctl_resolve(ctl, 1) == -1 ||
-	    http_call(ctl, "POST", API "/status-rules", body, &reply) == -1) {
-		json_decref(body);
-		return (EXIT_ERR);
-	}
-	json_decref(body);
-	if (ctl->json)
-		out_json(reply.body);
-	else
-		printf("status rule %s created\n", json_string_value(
-		    json_object_get(reply.body, "id")));
-	http_reply_free(&reply);
-	return (EXIT_OK);
+	return (rules_post(ctl, API "/status-rules", body, "status rule"));
  usage:
 	json_decref(body);
 	json_decref(params);
@@ -404,7 +412,6 @@ mr_create(struct ctl *ctl, int argc, char **argv)
 		{ "disabled",	no_argument,	   NULL, OPT_DISABLED },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct ctl_reply reply;
 	json_t		*body, *match;
 	const char	*name = NULL, *group = NULL, *key;
 	long		 n, order = -1;
@@ -480,19 +487,7 @@ mr_create(struct ctl *ctl, int argc, char **argv)
 	json_object_set_new(body, "group", json_string(group));
 	json_object_set_new(body, "match", match);
 	match = NULL;
-	if (ctl_resolve(ctl, 1) == -1 ||
-	    http_call(ctl, "POST", API "/moving-rules", body, &reply) == -1) {
-		json_decref(body);
-		return (EXIT_ERR);
-	}
-	json_decref(body);
-	if (ctl->json)
-		out_json(reply.body);
-	else
-		printf("moving rule %s created\n", json_string_value(
-		    json_object_get(reply.body, "id")));
-	http_reply_free(&reply);
-	return (EXIT_OK);
+	return (rules_post(ctl, API "/moving-rules", body, "moving rule"));
  usage:
 	json_decref(body);
 	json_decref(match);

@@ -438,9 +438,11 @@ sr_patch(PGconn *conn, struct api_req *ar, const struct api_auth *au,
 	return rc;
 }
 
+/* DELETE of a status or moving rule: the row, its audit, 204 or 404. */
 static int
-sr_delete(PGconn *conn, struct api_req *ar, const struct api_auth *au,
-    char *err, size_t errlen)
+rules_delete(PGconn *conn, struct api_req *ar, const struct api_auth *au,
+    int (*del)(PGconn *, int, const char *, json_t **, char *, size_t),
+    const char *what, const char *action, char *err, size_t errlen)
 {
 	json_t	*old = NULL;
 	int	 rc;
@@ -449,20 +451,26 @@ sr_delete(PGconn *conn, struct api_req *ar, const struct api_auth *au,
 		return DB_OK;
 	if ((rc = db_begin(conn, err, errlen)) != DB_OK)
 		return rc;
-	rc = qr_status_rule_delete(conn, au->vs_id, ar->pp[0], &old, err,
-	    errlen);
+	rc = del(conn, au->vs_id, ar->pp[0], &old, err, errlen);
 	if (rc == QR_NOTFOUND) {
-		api_req_fail(ar, 404, "not_found", "no status rule '%.32s'",
+		api_req_fail(ar, 404, "not_found", "no %s '%.32s'", what,
 		    ar->pp[0]);
 		rc = DB_OK;
 	} else if (rc == DB_OK) {
-		api_audit(conn, ar, au->vs_id, au->admin.name,
-		    "status_rule_delete", ar->pp[0], json_pack("{s:O}",
-		    "before", old));
+		api_audit(conn, ar, au->vs_id, au->admin.name, action,
+		    ar->pp[0], json_pack("{s:O}", "before", old));
 		ar->status = 204;
 	}
 	json_decref(old);
 	return rules_end(conn, ar, rc, err, errlen);
+}
+
+static int
+sr_delete(PGconn *conn, struct api_req *ar, const struct api_auth *au,
+    char *err, size_t errlen)
+{
+	return rules_delete(conn, ar, au, qr_status_rule_delete,
+	    "status rule", "status_rule_delete", err, errlen);
 }
 
 static const char *
@@ -604,27 +612,8 @@ static int
 mr_delete(PGconn *conn, struct api_req *ar, const struct api_auth *au,
     char *err, size_t errlen)
 {
-	json_t	*old = NULL;
-	int	 rc;
-
-	if (!rules_may_write(ar, au))
-		return DB_OK;
-	if ((rc = db_begin(conn, err, errlen)) != DB_OK)
-		return rc;
-	rc = qr_moving_rule_delete(conn, au->vs_id, ar->pp[0], &old, err,
-	    errlen);
-	if (rc == QR_NOTFOUND) {
-		api_req_fail(ar, 404, "not_found", "no moving rule '%.32s'",
-		    ar->pp[0]);
-		rc = DB_OK;
-	} else if (rc == DB_OK) {
-		api_audit(conn, ar, au->vs_id, au->admin.name,
-		    "moving_rule_delete", ar->pp[0], json_pack("{s:O}",
-		    "before", old));
-		ar->status = 204;
-	}
-	json_decref(old);
-	return rules_end(conn, ar, rc, err, errlen);
+	return rules_delete(conn, ar, au, qr_moving_rule_delete,
+	    "moving rule", "moving_rule_delete", err, errlen);
 }
 
 /* A round for this virtual server now, in this request's transaction. */
