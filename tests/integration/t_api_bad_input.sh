@@ -112,7 +112,15 @@ head -c 100000 /dev/zero | tr '\0' '{' >huge.json
 api POST /api/v1/login "@$TEST_DIR/huge.json" >/dev/null
 assert_status 413 "a 100000-byte body to /login"
 assert_error_body "a 100000-byte body to /login"
+assert_contains "$(json .error.message)" "api-max-body" "the 413 names the limit"
+# Past API_BODY_SLACK (1 MiB over the limit) libevent refuses the body
+# itself, before reading it: still 413 (with its own page), nothing read.
+head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' '{' >past-cap.json
+api POST /api/v1/login "@$TEST_DIR/past-cap.json" >/dev/null
+assert_status 413 "a 2 MiB body, past libevent's cap"
 canopyd_alive || fail "canopyd died on a large body"
+api GET /api/v1/whoami >/dev/null
+assert_status 200 "the next request after the refused bodies"
 
 step "unknown ids: 404"
 api GET /api/v1/devices/00000000-0000-4000-8000-000000000000 >/dev/null
