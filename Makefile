@@ -15,7 +15,8 @@ SAN      ?= 0
 PREFIX   ?= /usr/local
 FUZZ_SECONDS ?= 60
 
-PKGS      = libevent libevent_openssl libevent_pthreads msgpack libpq jansson openssl
+PKGS      = libevent libevent_openssl libevent_pthreads msgpack libpq jansson openssl \
+            ldap krb5-gssapi krb5
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CURL_LIBS  := $(shell pkg-config --libs libcurl 2>/dev/null)
@@ -41,7 +42,8 @@ LDFLAGS  += -pie -Wl,-z,relro -Wl,-z,now $(LDSAN)
 LDLIBS   += $(PKG_LIBS) -lpthread -lm
 
 COMMON_SRCS := $(wildcard common/*.c)
-SRV_SRCS    := $(filter-out srv/main.c,$(wildcard srv/*.c db/*.c auth/*.c))
+SRV_SRCS    := $(filter-out srv/main.c,$(wildcard srv/*.c db/*.c auth/*.c \
+               hierarchy/*.c directory/*.c))
 AGENT_SRCS  := $(filter-out agent/main.c,$(wildcard agent/*.c))
 CLI_SRCS    := $(wildcard cli/*.c)
 UNIT_SRCS   := $(wildcard tests/unit/t_*.c)

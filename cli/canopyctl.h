@@ -174,6 +174,20 @@ int	 cmd_admin(struct ctl *, int, char **);
 /* cmd_vserver.c */
 int	 cmd_vserver(struct ctl *, int, char **);
 
+/* cmd_server.c */
+int	 cmd_server(struct ctl *, int, char **);
+
+/* cmd_directory.c */
+int	 cmd_directory(struct ctl *, int, char **);
+
+/* cmd_iprange.c */
+int	 cmd_iprange(struct ctl *, int, char **);
+
+/* cmd_kerberos.c */
+int	 cmd_kerberos(struct ctl *, int, char **);
+int	 cmd_role_mapping(struct ctl *, int, char **);
+int	 cmd_totp(struct ctl *, int, char **);
+
 /* cmd_rules.c */
 int	 cmd_status_rule(struct ctl *, int, char **);
 int	 cmd_moving_rule(struct ctl *, int, char **);

@@ -54,7 +54,13 @@ static const char usage_text[] =
 "  admin              add, list, unlock administrators\n"
 "  status-rule        list, create, delete status rules\n"
 "  moving-rule        list, create, delete moving rules\n"
-"  vserver            create, list, delete virtual servers\n";
+"  vserver            create, list, delete virtual servers\n"
+"  server             the server tree: tree, add-child, remove-child\n"
+"  directory          LDAP directory sources, polls and objects\n"
+"  ip-range           IP ranges and their scans\n"
+"  kerberos           the SSO keytab\n"
+"  role-mapping       directory groups mapped to roles\n"
+"  totp               second factor for local accounts\n";
 
 static void
 usage(FILE *f)
@@ -241,6 +247,15 @@ static const struct {
 	{ "moving-rules",	cmd_moving_rule },
 	{ "vserver",		cmd_vserver },
 	{ "vservers",		cmd_vserver },
+	{ "server",		cmd_server },
+	{ "servers",		cmd_server },
+	{ "directory",		cmd_directory },
+	{ "ip-range",		cmd_iprange },
+	{ "ip-ranges",		cmd_iprange },
+	{ "kerberos",		cmd_kerberos },
+	{ "role-mapping",	cmd_role_mapping },
+	{ "role-mappings",	cmd_role_mapping },
+	{ "totp",		cmd_totp },
 };
 
 int

@@ -113,6 +113,7 @@
 /* Configuration. */
 #define CONF_MAX_LINE		4096
 #define CONF_MAX_LISTEN		8
+#define CONF_MAX_CHILD_DIAL	16	/* child-dial lines */
 #define CONF_MAX_SIZE		(1u * 1024 * 1024)
 
 /* Passwords: scrypt, memory-hard (N=2^15, r=8, p=1: 32 MiB per hash). */

@@ -85,6 +85,7 @@ conf_defaults(struct conf *c)
 	c->db_workers = DB_WORKERS_DEFAULT;
 	c->heartbeat_s = AGENT_HEARTBEAT_S;
 	c->metrics_public = 1;
+	strlcpy(c->up_min_severity, "warning", sizeof(c->up_min_severity));
 }
 
 static void
@@ -255,6 +256,54 @@ kw_server_name(struct pstate *ps, char **av)
 	    sizeof(ps->conf->server_name), 0);
 }
 
+/*
+ * Parses "HOST:PORT" or "[V6]:PORT" for keyword 'what' into host (a name or
+ * an address; characters that conf_print can write unquoted) and port.
+ */
+static int
+parse_hostport(struct pstate *ps, const char *what, const char *addr,
+    char *host, size_t hostlen, uint16_t *portp)
+{
+	const char	*colon, *hs, *he;
+	uint64_t	 port;
+
+	if (addr[0] == '[') {
+		hs = addr + 1;
+		if ((he = strchr(hs, ']')) == NULL || he[1] != ':')
+			return perr(ps, "%s: '%s' is not [ADDRESS]:PORT",
+			    what, addr);
+		colon = he + 1;
+	} else {
+		hs = addr;
+		if ((colon = strrchr(addr, ':')) == NULL)
+			return perr(ps, "%s: '%s' is not HOST:PORT", what,
+			    addr);
+		he = colon;
+		if (memchr(hs, ':', (size_t)(he - hs)) != NULL)
+			return perr(ps, "%s: IPv6 address '%s' needs "
+			    "brackets, as in [::1]:13000", what, addr);
+	}
+	if (he == hs)
+		return perr(ps, "%s: '%s' has no host", what, addr);
+	if ((size_t)(he - hs) >= hostlen)
+		return perr(ps, "%s: host longer than %zu bytes", what,
+		    hostlen - 1);
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	/* Names and addresses only, so that conf_print needs no quoting. */
+	if (strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.-_:%") != strlen(host))
+		return perr(ps, "%s: '%s' is not a host name or address",
+		    what, host);
+	if (parse_num(colon + 1, size_units, 0, 0, &port) == -1)
+		return perr(ps, "%s: '%s' is not a port", what, colon + 1);
+	if (port < CONF_PORT_MIN || port > CONF_PORT_MAX)
+		return perr(ps, "%s: port %s out of range %d..%d", what,
+		    colon + 1, CONF_PORT_MIN, CONF_PORT_MAX);
+	*portp = (uint16_t)port;
+	return 0;
+}
+
 static int
 kw_listen(struct pstate *ps, char **av)
 {
@@ -262,8 +311,7 @@ kw_listen(struct pstate *ps, char **av)
 	struct conf_listen	*l;
 	enum listen_kind	 kind;
 	char			 host[sizeof(l->host)];
-	const char		*addr = av[2], *colon, *hs, *he;
-	uint64_t		 port;
+	uint16_t		 port;
 
 	if (strcmp(av[1], "agents") == 0)
 		kind = LISTEN_AGENTS;
@@ -272,47 +320,15 @@ kw_listen(struct pstate *ps, char **av)
 	else
 		return perr(ps, "listen: unknown kind '%s' (agents or api)",
 		    av[1]);
-	if (addr[0] == '[') {
-		hs = addr + 1;
-		if ((he = strchr(hs, ']')) == NULL || he[1] != ':')
-			return perr(ps, "listen: '%s' is not [ADDRESS]:PORT",
-			    addr);
-		colon = he + 1;
-	} else {
-		hs = addr;
-		if ((colon = strrchr(addr, ':')) == NULL)
-			return perr(ps, "listen: '%s' is not HOST:PORT", addr);
-		he = colon;
-		if (memchr(hs, ':', (size_t)(he - hs)) != NULL)
-			return perr(ps, "listen: IPv6 address '%s' needs "
-			    "brackets, as in [::1]:13000", addr);
-	}
-	if (he == hs)
-		return perr(ps, "listen: '%s' has no host", addr);
-	if ((size_t)(he - hs) >= sizeof(host))
-		return perr(ps, "listen: host longer than %zu bytes",
-		    sizeof(host) - 1);
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	/* Names and addresses only, so that conf_print needs no quoting. */
-	if (strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789.-_:%") != strlen(host))
-		return perr(ps, "listen: '%s' is not a host name or address",
-		    host);
-	if (arg_uint(ps, "listen: port", colon + 1, CONF_PORT_MIN,
-	    CONF_PORT_MAX, &port) == -1) {
-		/* Say "listen: port 99999 out of range 1..65535". */
-		if (parse_num(colon + 1, size_units, 0, 0, &port) != -1)
-			return perr(ps, "listen: port %s out of range %d..%d",
-			    colon + 1, CONF_PORT_MIN, CONF_PORT_MAX);
-		return perr(ps, "listen: '%s' is not a port", colon + 1);
-	}
+	if (parse_hostport(ps, "listen", av[2], host, sizeof(host),
+	    &port) == -1)
+		return -1;
 	if (c->nlisten >= CONF_MAX_LISTEN)
 		return perr(ps, "listen: more than %d", CONF_MAX_LISTEN);
 	l = &c->listen[c->nlisten++];
 	l->kind = kind;
 	strlcpy(l->host, host, sizeof(l->host));
-	l->port = (uint16_t)port;
+	l->port = port;
 	ps->seen_listen = 1;
 	return 0;
 }
@@ -436,6 +452,112 @@ kw_metrics(struct pstate *ps, char **av)
 	return 0;
 }
 
+/* The server tree (hierarchy/): where this server's parent is. */
+static int
+kw_parent(struct pstate *ps, char **av)
+{
+	return parse_hostport(ps, "parent", av[1], ps->conf->parent_host,
+	    sizeof(ps->conf->parent_host), &ps->conf->parent_port);
+}
+
+static int
+kw_parent_token(struct pstate *ps, char **av)
+{
+	return arg_str(ps, av[0], av[1], ps->conf->parent_token,
+	    sizeof(ps->conf->parent_token), 0);
+}
+
+static int
+kw_parent_ca(struct pstate *ps, char **av)
+{
+	if (av[1][0] != '/')
+		return perr(ps, "parent-ca: '%s' is not an absolute path",
+		    av[1]);
+	return arg_str(ps, av[0], av[1], ps->conf->parent_ca,
+	    sizeof(ps->conf->parent_ca), 0);
+}
+
+/* A child this server dials because the child cannot reach it (DMZ). */
+static int
+kw_child_dial(struct pstate *ps, char **av)
+{
+	struct conf		*c = ps->conf;
+	struct conf_child_dial	*d;
+	int			 i;
+
+	if (c->nchild_dial >= CONF_MAX_CHILD_DIAL)
+		return perr(ps, "child-dial: more than %d",
+		    CONF_MAX_CHILD_DIAL);
+	d = &c->child_dial[c->nchild_dial];
+	if (arg_str(ps, av[0], av[1], d->name, sizeof(d->name), 0) == -1)
+		return -1;
+	for (i = 0; i < c->nchild_dial; i++)
+		if (strcmp(c->child_dial[i].name, d->name) == 0)
+			return perr(ps, "child-dial: '%s' named twice",
+			    d->name);
+	if (parse_hostport(ps, "child-dial", av[2], d->host,
+	    sizeof(d->host), &d->port) == -1)
+		return -1;
+	c->nchild_dial++;
+	return 0;
+}
+
+static const char *const severity_names[] = {
+	"info", "warning", "error", "critical"
+};
+
+static int
+kw_up_min_severity(struct pstate *ps, char **av)
+{
+	int	i;
+
+	for (i = 0; i < 4; i++)
+		if (strcmp(av[1], severity_names[i]) == 0) {
+			strlcpy(ps->conf->up_min_severity, av[1],
+			    sizeof(ps->conf->up_min_severity));
+			return 0;
+		}
+	return perr(ps, "up-min-severity: '%s' is not info, warning, error "
+	    "or critical", av[1]);
+}
+
+/* Kerberos SSO (auth/): the keytab and, optionally, the one principal. */
+static int
+kw_kerberos_keytab(struct pstate *ps, char **av)
+{
+	if (av[1][0] != '/')
+		return perr(ps, "kerberos-keytab: '%s' is not an absolute path",
+		    av[1]);
+	return arg_str(ps, av[0], av[1], ps->conf->kerberos_keytab,
+	    sizeof(ps->conf->kerberos_keytab), 0);
+}
+
+static int
+kw_kerberos_service(struct pstate *ps, char **av)
+{
+	return arg_str(ps, av[0], av[1], ps->conf->kerberos_service,
+	    sizeof(ps->conf->kerberos_service), 0);
+}
+
+/* IP-range scans (directory/): the DNS server for reverse look-ups. */
+static int
+kw_dns_server(struct pstate *ps, char **av)
+{
+	char	tmp[300];
+
+	/* A bare IPv4 address or name means port 53. */
+	if (strchr(av[1], ':') == NULL) {
+		if (snprintf(tmp, sizeof(tmp), "%s:53", av[1]) >=
+		    (int)sizeof(tmp))
+			return perr(ps, "dns-server: '%s' is too long", av[1]);
+		return parse_hostport(ps, "dns-server", tmp,
+		    ps->conf->dns_host, sizeof(ps->conf->dns_host),
+		    &ps->conf->dns_port);
+	}
+	return parse_hostport(ps, "dns-server", av[1], ps->conf->dns_host,
+	    sizeof(ps->conf->dns_host), &ps->conf->dns_port);
+}
+
 static const struct keyword {
 	const char	*name;
 	int		 nargs;
@@ -455,6 +577,14 @@ static const struct keyword {
 	{ "db-workers", 1, 0, kw_db_workers },
 	{ "heartbeat", 1, 0, kw_heartbeat },
 	{ "metrics", 1, 0, kw_metrics },
+	{ "parent", 1, 0, kw_parent },
+	{ "parent-token", 1, 0, kw_parent_token },
+	{ "parent-ca", 1, 0, kw_parent_ca },
+	{ "child-dial", 2, 1, kw_child_dial },
+	{ "up-min-severity", 1, 0, kw_up_min_severity },
+	{ "kerberos-keytab", 1, 0, kw_kerberos_keytab },
+	{ "kerberos-service", 1, 0, kw_kerberos_service },
+	{ "dns-server", 1, 0, kw_dns_server },
 };
 #define NKEYWORDS	(sizeof(keywords) / sizeof(keywords[0]))
 
@@ -669,6 +799,39 @@ conf_print(const struct conf *c, FILE *fp)
 	fprintf(fp, "heartbeat %s\n", buf);
 	fprintf(fp, "metrics %s\n", c->metrics_public ? "public" :
 	    "authenticated");
+	if (c->parent_host[0] != '\0')
+		fprintf(fp, strchr(c->parent_host, ':') != NULL ?
+		    "parent [%s]:%u\n" : "parent %s:%u\n", c->parent_host,
+		    c->parent_port);
+	if (c->parent_token[0] != '\0')
+		fputs("parent-token \"(set)\"\n", fp);
+	if (c->parent_ca[0] != '\0') {
+		fputs("parent-ca ", fp);
+		print_quoted(fp, c->parent_ca);
+		fputc('\n', fp);
+	}
+	for (i = 0; i < c->nchild_dial; i++) {
+		fputs("child-dial ", fp);
+		print_quoted(fp, c->child_dial[i].name);
+		fprintf(fp, strchr(c->child_dial[i].host, ':') != NULL ?
+		    " [%s]:%u\n" : " %s:%u\n", c->child_dial[i].host,
+		    c->child_dial[i].port);
+	}
+	fprintf(fp, "up-min-severity %s\n", c->up_min_severity);
+	if (c->kerberos_keytab[0] != '\0') {
+		fputs("kerberos-keytab ", fp);
+		print_quoted(fp, c->kerberos_keytab);
+		fputc('\n', fp);
+	}
+	if (c->kerberos_service[0] != '\0') {
+		fputs("kerberos-service ", fp);
+		print_quoted(fp, c->kerberos_service);
+		fputc('\n', fp);
+	}
+	if (c->dns_host[0] != '\0')
+		fprintf(fp, strchr(c->dns_host, ':') != NULL ?
+		    "dns-server [%s]:%u\n" : "dns-server %s:%u\n",
+		    c->dns_host, c->dns_port);
 }
 
 void

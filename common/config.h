@@ -42,6 +42,14 @@
  *   db-workers 4
  *   heartbeat 60s                      # told to agents
  *   metrics public|authenticated
+ *   parent primary.example:13000        # the server tree: this server's parent
+ *   parent-token "..."                 # from POST /servers/children on it
+ *   parent-ca /etc/canopy/parent-ca.pem
+ *   child-dial dmz1 10.0.5.7:13000     # a child this server dials (DMZ)
+ *   up-min-severity warning            # events forwarded to the parent
+ *   kerberos-keytab /etc/canopy/http.keytab
+ *   kerberos-service HTTP/canopy.corp.example
+ *   dns-server 127.0.0.1:53            # reverse look-ups of IP scans
  */
 
 enum listen_kind { LISTEN_AGENTS, LISTEN_API };
@@ -49,6 +57,12 @@ enum listen_kind { LISTEN_AGENTS, LISTEN_API };
 struct conf_listen {
 	enum listen_kind kind;
 	char		 host[256];	/* "0.0.0.0", "::", "127.0.0.1", name */
+	uint16_t	 port;
+};
+
+struct conf_child_dial {
+	char		 name[MSG_MAX_NAME + 1];
+	char		 host[256];
 	uint16_t	 port;
 };
 
@@ -68,6 +82,20 @@ struct conf {
 	int		 db_workers;
 	int		 heartbeat_s;
 	int		 metrics_public;
+	/* the server tree */
+	char		 parent_host[256];	/* empty: this is a top server */
+	uint16_t	 parent_port;
+	char		 parent_token[128];
+	char		 parent_ca[1024];
+	struct conf_child_dial child_dial[CONF_MAX_CHILD_DIAL];
+	int		 nchild_dial;
+	char		 up_min_severity[16];	/* info|warning|error|critical */
+	/* Kerberos SSO */
+	char		 kerberos_keytab[1024];
+	char		 kerberos_service[256];
+	/* reverse DNS for scans; empty: /etc/resolv.conf */
+	char		 dns_host[256];
+	uint16_t	 dns_port;
 };
 
 /* Fills defaults (ports 13000 and 13299 on all addresses, etc.). */

@@ -20,7 +20,10 @@ set -eu
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libssl-dev openssl
 libevent-dev libmsgpack-dev libpq-dev libldap-dev libkrb5-dev libjansson-dev
 postgresql postgresql-contrib ldap-utils curl ca-certificates
-procps iproute2 pciutils jq libcurl4-openssl-dev"
+procps iproute2 pciutils jq libcurl4-openssl-dev
+slapd krb5-kdc krb5-admin-server krb5-user libsasl2-modules-gssapi-mit
+libsasl2-modules samba samba-ad-dc samba-ad-provision winbind nmap
+dnsmasq-base iputils-ping"
 
 missing=""
 for p in $PKGS; do
@@ -38,6 +41,17 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+# slapd, the KDC and Samba are started by the tests, in their own
+# directories: the packages must create no default database and start no
+# service.
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+printf 'krb5-config krb5-config/default_realm string CANOPY.TEST\n' |
+    debconf-set-selections
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 0755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null

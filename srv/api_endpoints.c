@@ -27,6 +27,10 @@ extern const struct api_endpoint api_endpoints_policies[];
 extern const struct api_endpoint api_endpoints_tasks[];
 extern const struct api_endpoint api_endpoints_rules[];
 extern const struct api_endpoint api_endpoints_vservers[];
+extern const struct api_endpoint api_endpoints_servers[];
+extern const struct api_endpoint api_endpoints_directory[];
+extern const struct api_endpoint api_endpoints_ipranges[];
+extern const struct api_endpoint api_endpoints_auth[];
 
 const struct api_endpoint *const api_endpoint_tables[] = {
 	api_endpoints_groups,
@@ -34,5 +38,9 @@ const struct api_endpoint *const api_endpoint_tables[] = {
 	api_endpoints_tasks,
 	api_endpoints_rules,
 	api_endpoints_vservers,
+	api_endpoints_servers,
+	api_endpoints_directory,
+	api_endpoints_ipranges,
+	api_endpoints_auth,
 	NULL
 };

@@ -19,6 +19,9 @@
 
 #include "canopyd.h"
 #include "modules.h"
+#include "directory/directory.h"
+#include "directory/scan.h"
+#include "hierarchy/hierarchy.h"
 
 const struct agent_msg_handler agent_msg_handlers[] = {
 	{ MSG_POLICY_ACK, &policy_ack_class, policy_ack_item, 1 },
@@ -38,16 +41,32 @@ modules_start(struct canopyd *cd, char *err, size_t errlen)
 {
 	if (tasks_start(cd, err, errlen) == -1)
 		return -1;
-	if (rules_start(cd, err, errlen) == -1) {
-		tasks_stop(cd);
-		return -1;
-	}
+	if (rules_start(cd, err, errlen) == -1)
+		goto fail_rules;
+	if (directory_start(cd, err, errlen) == -1)
+		goto fail_directory;
+	if (scan_start(cd, err, errlen) == -1)
+		goto fail_scan;
+	if (hier_start(cd, err, errlen) == -1)
+		goto fail_hier;
 	return 0;
+fail_hier:
+	scan_stop(cd);
+fail_scan:
+	directory_stop(cd);
+fail_directory:
+	rules_stop(cd);
+fail_rules:
+	tasks_stop(cd);
+	return -1;
 }
 
 void
 modules_stop(struct canopyd *cd)
 {
+	hier_stop(cd);
+	scan_stop(cd);
+	directory_stop(cd);
 	rules_stop(cd);
 	tasks_stop(cd);
 }
