@@ -60,6 +60,10 @@ struct canopyd {
 	struct api		*api;
 	struct tasks		*tasks;		/* srv/tasks.c */
 	struct rules		*rules;		/* srv/rules.c */
+	struct directory	*directory;	/* directory/directory.c */
+	struct scan		*scan;		/* directory/scan.c */
+	struct hier		*hier;		/* hierarchy/ */
+	struct krb		*krb;		/* auth/ Kerberos SSO */
 	struct metrics		 metrics;
 	int64_t			 started_ms;
 	volatile int		 stopping;
