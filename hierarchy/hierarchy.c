@@ -29,3 +29,8 @@ void
 hier_stop(struct canopyd *cd)
 {
 }
+
+void
+hier_link_drop(struct canopyd *cd, const char *name)
+{
+}

@@ -27,5 +27,7 @@ struct canopyd;
 
 int	 hier_start(struct canopyd *, char *err, size_t errlen);
 void	 hier_stop(struct canopyd *);
+/* DELETE /servers/children/{name}: drops that child's live link, if any. */
+void	 hier_link_drop(struct canopyd *, const char *name);
 
 #endif
