@@ -41,6 +41,7 @@
 #define MSG_MAX_SHORT		64	/* ids, codes, event types, versions */
 #define MSG_MAX_HASH		128
 #define MSG_MAX_TEXT		4096	/* error and retry messages */
+#define MSG_MAX_HRECS		1000	/* records in one server-link batch */
 
 /* Connections. */
 #define CONN_HELLO_TIMEOUT_S	15	/* hello (and TLS handshake) must be done */
@@ -171,5 +172,74 @@
 #define EVENTS_PRUNE_BATCH	10000	/* events one round deletes, at most */
 #define INV_FS_MAX		64	/* filesystems in an agent's inventory */
 #define INV_FS_GRAIN		1000	/* used_bytes rounded to size / this */
+
+/* IP-range scans (common/iprange.c, directory/scan.c, db/q_scan.c). */
+#define IPRANGE_MAX_ADDRS	65536	/* addresses in one range: a /16 */
+#define SCAN_PORTS_MAX		16	/* TCP ports probed per range */
+#define SCAN_INTERVAL_MIN_S	60	/* a range's schedule, at least */
+#define SCAN_INTERVAL_MAX_S	(366 * 86400)
+#define SCAN_RATE_PPS		2000	/* probe packets a second, per range */
+#define SCAN_RATE_PPS_MAX	20000	/* what a range may ask for */
+#define SCAN_CONCURRENCY	256	/* TCP connects in flight, per range (and the most a range may ask for) */
+#define SCAN_PACE_MS		5	/* the sender's tick: rate / 200 packets */
+#define SCAN_HOLD_MIN_MS	10	/* the kernel is full: pause, doubling */
+#define SCAN_HOLD_MAX_MS	500
+#define SCAN_HOLD_TRIES		30	/* pauses before an address is skipped */
+#define SCAN_PROBE_TIMEOUT_MS	1000	/* an address's wait for an answer */
+#define SCAN_ICMP_TRIES		2	/* echo requests per address */
+#define SCAN_DNS_TIMEOUT_S	2	/* one reverse look-up */
+#define SCAN_DNS_CONCURRENCY	64	/* reverse look-ups in flight */
+#define SCAN_RUNNING_MAX	2	/* ranges scanning at once (fds) */
+#define SCAN_TICK_S		5	/* the scheduler looks for due ranges */
+
+/* LDAP directory sources (common/ldapval.c, directory/, db/q_directory.c). */
+#define DIR_SOURCES_MAX		100	/* sources per virtual server */
+#define DIR_PAGE_SIZE		1000	/* RFC 2696 page size (AD's cap) */
+#define DIR_OP_TIMEOUT_S	30	/* one LDAP operation, at most */
+#define DIR_CONNECT_TIMEOUT_S	5	/* TCP connect to the server */
+#define DIR_INTERVAL_MIN_S	60	/* a source's schedule, at least */
+#define DIR_INTERVAL_MAX_S	(366 * 86400)
+#define DIR_INTERVAL_DEFAULT_S	3600
+#define DIR_RECONCILE_S		86400	/* a full read at least this often */
+#define DIR_THREADS		2	/* sources polled at once */
+#define DIR_TICK_MS		1000	/* pollers look for due sources */
+#define DIR_OBJECTS_MAX		2000000	/* objects one poll may hold */
+#define DIR_VALUES_MAX		100000	/* values of one attribute kept */
+#define DIR_VALUE_MAX		4096	/* bytes of one kept value */
+#define DIR_ERROR_MAX		400	/* bytes of last_error */
+#define DIR_SECRET_MAX		65536	/* bind password or keytab bytes */
+#define LDAPVAL_DN_MAX		4096	/* a DN ldapval functions accept */
+
+/* The server tree's API (srv/api_servers.c, db/q_servers.c). */
+#define HIER_CHILD_NAME_MAX	63	/* [A-Za-z0-9._-]{1,63} */
+#define HIER_TOKEN_TTL_DEFAULT_S 86400	/* a child's registration token */
+#define HIER_TOKEN_TTL_MAX_S	(30 * 86400)
+#define HIER_TREE_DEPTH_MAX	32	/* levels GET /servers descends */
+#define HIER_TREE_SERVERS_MAX	10000	/* servers GET /servers lists */
+
+/* Kerberos SSO and TOTP (auth/spnego.c, common/totp.c, srv/api_auth.c). */
+#define KRB_KEYTAB_MAX		65536	/* bytes of an uploaded keytab */
+#define TOTP_CODE_MAX		16	/* bytes of a TOTP code field */
+
+/* The server tree (hierarchy/, db/q_hier.c). */
+#define HIER_CERT_DAYS		825	/* a child server's link certificate */
+#define HIER_BATCH_RECORDS	1000	/* changes read for one batch */
+#define HIER_BATCH_BYTES	(512u * 1024)	/* records in one batch, bytes */
+#define HIER_SNAP_CHUNK		500	/* records in one snapshot batch */
+#define HIER_WINDOW		8	/* batches in flight, unacknowledged */
+#define HIER_HIGHWATER		(16u * 1024 * 1024) /* link output, bytes */
+#define HIER_PUSH_DELAY_MS	5	/* changes gathered before a read */
+#define HIER_POLL_MS		1000	/* reads without a notification */
+#define HIER_HEARTBEAT_S	5	/* an idle link says it is alive */
+#define HIER_DEAD_S		20	/* silence that closes a link */
+#define HIER_BACKOFF_MIN_MS	500	/* reconnection: full-jitter */
+#define HIER_BACKOFF_MAX_MS	30000	/*   exponential backoff */
+#define HIER_TICK_MS		2000	/* status refresh and compaction */
+#define HIER_LOG_MAX_AGE_S	(7 * 86400) /* changes kept for a lagging link */
+#define HIER_COMPACT_MAX	50000	/* changes removed per tick */
+#define HIER_RX_QUEUE		(2 * HIER_WINDOW + 4) /* batches held to apply */
+#define HIER_ACK_SAVE_MS	1000	/* acknowledgements written this often */
+#define PROTO_SERVER_MIN	1	/* server-link protocol versions */
+#define PROTO_SERVER_MAX	1
 
 #endif

@@ -456,6 +456,11 @@ kw_metrics(struct pstate *ps, char **av)
 static int
 kw_parent(struct pstate *ps, char **av)
 {
+	/* "accept": the parent dials this server (it sits in a DMZ). */
+	if (strcmp(av[1], "accept") == 0) {
+		ps->conf->parent_accept = 1;
+		return 0;
+	}
 	return parse_hostport(ps, "parent", av[1], ps->conf->parent_host,
 	    sizeof(ps->conf->parent_host), &ps->conf->parent_port);
 }
@@ -799,6 +804,8 @@ conf_print(const struct conf *c, FILE *fp)
 	fprintf(fp, "heartbeat %s\n", buf);
 	fprintf(fp, "metrics %s\n", c->metrics_public ? "public" :
 	    "authenticated");
+	if (c->parent_accept)
+		fputs("parent accept\n", fp);
 	if (c->parent_host[0] != '\0')
 		fprintf(fp, strchr(c->parent_host, ':') != NULL ?
 		    "parent [%s]:%u\n" : "parent %s:%u\n", c->parent_host,

@@ -43,6 +43,7 @@
  *   heartbeat 60s                      # told to agents
  *   metrics public|authenticated
  *   parent primary.example:13000        # the server tree: this server's parent
+ *   parent accept                      #   or: the parent dials in (DMZ)
  *   parent-token "..."                 # from POST /servers/children on it
  *   parent-ca /etc/canopy/parent-ca.pem
  *   child-dial dmz1 10.0.5.7:13000     # a child this server dials (DMZ)
@@ -85,6 +86,7 @@ struct conf {
 	/* the server tree */
 	char		 parent_host[256];	/* empty: this is a top server */
 	uint16_t	 parent_port;
+	int		 parent_accept;		/* "parent accept": it dials us */
 	char		 parent_token[128];
 	char		 parent_ca[1024];
 	struct conf_child_dial child_dial[CONF_MAX_CHILD_DIAL];

@@ -79,6 +79,7 @@ struct conn {
 	struct event		*ev_close;	/* the free, and the linger limit */
 	char			*why;		/* first close reason, malloc'd */
 	uint32_t		 max_frame;
+	size_t			 highwater;	/* pending output limit */
 	enum conn_state		 state;
 	char			 addr[INET6_ADDRSTRLEN + 8];
 };
@@ -105,6 +106,7 @@ conn_new(struct bufferevent *bev, uint32_t max_frame,
 	c->cb = cb;
 	c->arg = arg;
 	c->max_frame = max_frame;
+	c->highwater = CONN_OUT_HIGHWATER;
 	c->state = CONN_HANDSHAKE;
 	/* Allocated now so that closing can never fail for lack of memory. */
 	if ((c->ev_close = evtimer_new(bufferevent_get_base(bev),
@@ -383,10 +385,10 @@ conn_send(struct conn *c, const void *body, size_t len)
 	 * A peer that does not read is dropped once it has this much
 	 * waiting.  One frame bigger than that still goes out alone.
 	 */
-	if (pending > 0 && pending + FRAME_HDR_LEN + len > CONN_OUT_HIGHWATER) {
+	if (pending > 0 && pending + FRAME_HDR_LEN + len > c->highwater) {
 		log_info("%s: %zu bytes waiting for the peer to read, over the "
-		    "limit of %u: dropping it", conn_peer_addr(c), pending,
-		    CONN_OUT_HIGHWATER);
+		    "limit of %zu: dropping it", conn_peer_addr(c), pending,
+		    c->highwater);
 		conn_close(c, "output over the high-water mark", 0);
 		return -1;
 	}
@@ -435,6 +437,19 @@ conn_set_timeout(struct conn *c, int read_timeout_s)
 
 	bufferevent_set_timeouts(c->bev, read_timeout_s > 0 ? &rtv : NULL,
 	    &wtv);
+}
+
+void
+conn_set_highwater(struct conn *c, size_t bytes)
+{
+	c->highwater = bytes;
+}
+
+void
+conn_set_cb(struct conn *c, const struct conn_cb *cb, void *arg)
+{
+	c->cb = cb;
+	c->arg = arg;
 }
 
 void

@@ -59,6 +59,10 @@ void	 conn_close(struct conn *, const char *why, int flush);
 
 void	 conn_set_timeout(struct conn *, int read_timeout_s);
 void	 conn_set_arg(struct conn *, void *arg);
+/* Pending output past which the peer is dropped (CONN_OUT_HIGHWATER). */
+void	 conn_set_highwater(struct conn *, size_t bytes);
+/* Hands the connection to another protocol (agent port -> server link). */
+void	 conn_set_cb(struct conn *, const struct conn_cb *cb, void *arg);
 /* The verified peer certificate (borrowed) or NULL. */
 X509	*conn_peer_cert(struct conn *);
 /* "ip:port" of the peer. */

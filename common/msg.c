@@ -331,6 +331,43 @@ static const struct field f_hello[] = {
 	{ "proto", F_UINT, 0, 0, NULL, NULL },
 	{ "heartbeat_s", F_UINT, 0, 0, NULL, NULL },
 	{ "device_id", F_STR, 0, MSG_MAX_SHORT, NULL, NULL },
+	/* role server */
+	{ "uuid", F_STR, 0, MSG_MAX_SHORT, NULL, NULL },
+	{ "level", F_UINT, 0, 0, NULL, NULL },
+	{ "rx", F_UINT, 0, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_register[] = {
+	{ "token", F_STR, 1, MSG_MAX_TOKEN, NULL, NULL },
+	{ "csr", F_STR, 1, MSG_MAX_CSR, NULL, NULL },
+	{ "uuid", F_STR, 1, MSG_MAX_SHORT, NULL, NULL },
+	{ "ca", F_STR, 0, MSG_MAX_CSR, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_registered[] = {
+	{ "name", F_STR, 1, MSG_MAX_NAME, NULL, NULL },
+	{ "cert", F_STR, 1, MSG_MAX_CSR, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_hbatch[] = {
+	{ "snap", F_UINT, 1, 0, NULL, NULL },
+	{ "last", F_UINT, 1, 0, NULL, NULL },
+	/* each a JSON object as a string; checked by the receiver */
+	{ "recs", F_ARRAY, 1, MSG_MAX_HRECS, NULL, NULL },
+	{ "at_ms", F_UINT, 0, 0, NULL, NULL },
+	{ "more", F_BOOL, 0, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const struct field f_hack[] = {
+	{ "snap", F_UINT, 1, 0, NULL, NULL },
+	{ "seq", F_UINT, 1, 0, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL }
+};
+static const char *const snap_phases[] = { "begin", "end", NULL };
+static const struct field f_hsnap[] = {
+	{ "phase", F_STR, 1, 16, snap_phases, NULL },
+	{ "snap", F_UINT, 1, 0, NULL, NULL },
+	{ "seq", F_UINT, 1, 0, NULL, NULL },
 	{ NULL, 0, 0, 0, NULL, NULL }
 };
 static const struct field f_error[] = {
@@ -432,6 +469,11 @@ static const struct {
 	[MSG_POLICY_ACK] = { "policy_ack", f_policy_ack },
 	[MSG_TASK] = { "task", f_task },
 	[MSG_TASK_RESULT] = { "task_result", f_task_result },
+	[MSG_REGISTER] = { "register", f_register },
+	[MSG_REGISTERED] = { "registered", f_registered },
+	[MSG_HBATCH] = { "h_batch", f_hbatch },
+	[MSG_HACK] = { "h_ack", f_hack },
+	[MSG_HSNAP] = { "h_snap", f_hsnap },
 };
 
 const char *
@@ -560,16 +602,21 @@ check_hello(const msgpack_object *map, char *reason, size_t reasonlen)
 {
 	static const char *const agent_keys[] = { "proto_min", "proto_max",
 	    NULL };
-	static const char *const server_keys[] = { "proto", "heartbeat_s",
-	    NULL };
+	static const char *const server_keys[] = { "heartbeat_s", NULL };
 	const char *const	*k;
+	int			 agent;
 
-	k = str_is(mp_map_get(map, "role"), "agent") ? agent_keys :
-	    server_keys;
-	for (; *k != NULL; k++)
+	agent = str_is(mp_map_get(map, "role"), "agent");
+	for (k = agent ? agent_keys : server_keys; *k != NULL; k++)
 		if (mp_map_get(map, *k) == NULL)
 			return fail(reason, reasonlen,
 			    "hello: missing '%s'", *k);
+	/* A server answers with the version it chose, or (a server joining
+	 * its parent) offers a range as agents do. */
+	if (!agent && mp_map_get(map, "proto") == NULL &&
+	    (mp_map_get(map, "proto_min") == NULL ||
+	    mp_map_get(map, "proto_max") == NULL))
+		return fail(reason, reasonlen, "hello: missing 'proto'");
 	return 0;
 }
 

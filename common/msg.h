@@ -45,6 +45,11 @@ enum msg_type {
 	MSG_POLICY_ACK,		/* agent: that policy is applied */
 	MSG_TASK,		/* server: run this */
 	MSG_TASK_RESULT,	/* agent: how it went */
+	MSG_REGISTER,		/* child server: join with a token and a CSR */
+	MSG_REGISTERED,		/* parent: the child's certificate */
+	MSG_HBATCH,		/* server link: records of a stream */
+	MSG_HACK,		/* server link: records applied up to here */
+	MSG_HSNAP,		/* server link: a snapshot begins or ends */
 	MSG_TYPE_MAX
 };
 

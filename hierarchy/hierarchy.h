@@ -24,9 +24,13 @@
 #include <stddef.h>
 
 struct canopyd;
+struct conn;
+struct msg;
 
 int	 hier_start(struct canopyd *, char *err, size_t errlen);
 void	 hier_stop(struct canopyd *);
+/* A server said hello on the agent port: the tree takes the connection. */
+void	 hier_accept(struct canopyd *, struct conn *, const struct msg *);
 /* DELETE /servers/children/{name}: drops that child's live link, if any. */
 void	 hier_link_drop(struct canopyd *, const char *name);
 

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "msg.h"
 #include "pki.h"
+#include "hierarchy/hierarchy.h"
 #include "srv/agents_int.h"
 #include "srv/modules.h"
 #include "util.h"
@@ -313,6 +314,26 @@ as_lookup_done(int rc, const char *err, void *arg)
 	agent_session_unref(s);
 }
 
+/*
+ * A server of the tree said hello (a child joining or coming back): the
+ * connection leaves the agents for hierarchy/.
+ */
+static void
+as_handover(struct agent_session *s, const struct msg *m)
+{
+	struct canopyd	*cd = s->cd;
+	struct agents	*ag = s->ag;
+	struct conn	*c = s->conn;
+
+	s->conn = NULL;
+	s->state = AS_CLOSING;
+	TAILQ_REMOVE(&ag->all, s, link);
+	s->ag = NULL;
+	agents_conn_gone(ag);
+	agent_session_unref(s);		/* the connection's; the caller has one */
+	hier_accept(cd, c, m);
+}
+
 static void
 as_hello(struct agent_session *s, const struct msg *m)
 {
@@ -322,10 +343,14 @@ as_hello(struct agent_session *s, const struct msg *m)
 	X509		*cert;
 	size_t		 i;
 
-	if (msg_str(m, "role", role, sizeof(role)) == -1 ||
-	    strcmp(role, "agent") != 0) {
+	if (msg_str(m, "role", role, sizeof(role)) == 0 &&
+	    strcmp(role, "server") == 0) {
+		as_handover(s, m);
+		return;
+	}
+	if (strcmp(role, "agent") != 0) {
 		as_fail(s, "unsupported_role", "hello: this port serves the "
-		    "role 'agent' only");
+		    "roles 'agent' and 'server'");
 		return;
 	}
 	pmin = msg_uint(m, "proto_min", 0);

@@ -37,6 +37,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 
 #include "canopyd.h"
 #include "canopy_limits.h"
@@ -312,6 +313,18 @@ agents_start(struct canopyd *cd, char *err, size_t errlen)
 	if ((ag->ssl_ctx = tls_server_ctx(&cd->pki, 1, e, sizeof(e))) ==
 	    NULL) {
 		snprintf(err, errlen, "agents: TLS: %s", e);
+		goto fail;
+	}
+	/*
+	 * A server in a DMZ is dialled by its parent, which presents a
+	 * certificate of its own CA: trust that CA too (the server tree
+	 * checks that only the parent link may use it).
+	 */
+	if (cd->conf->parent_accept && cd->conf->parent_ca[0] != '\0' &&
+	    X509_STORE_load_locations(SSL_CTX_get_cert_store(ag->ssl_ctx),
+	    cd->conf->parent_ca, NULL) != 1) {
+		snprintf(err, errlen, "agents: cannot load parent-ca %s",
+		    cd->conf->parent_ca);
 		goto fail;
 	}
 	/*

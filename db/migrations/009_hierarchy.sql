@@ -100,6 +100,8 @@ BEGIN
 	INSERT INTO hier_changes (seq, dir, kind, op, oid, scope_group)
 	VALUES (nextval('hier_seq'), p_dir::"char", p_kind, p_op::"char", p_oid,
 	    p_scope);
+	-- Wakes the senders at commit (one notification per transaction).
+	PERFORM pg_notify('hier_changes', '');
 END
 $$;
 
@@ -244,6 +246,12 @@ BEGIN
 END
 $$;
 
+-- A tenant's own changes go to the outbox too (its groups, devices and
+-- events flow up inside the physical server's stream): the triggers, which
+-- run as the tenant, may read this server's identity and append.
+CREATE POLICY tenant_read ON hier_self FOR SELECT USING (true);
+CREATE POLICY tenant_append ON hier_changes FOR INSERT WITH CHECK (true);
+
 -- ---------------------------------------------------------------------
 -- The outbox triggers.
 
@@ -270,8 +278,30 @@ CREATE TRIGGER devices_hier_seen BEFORE UPDATE OF last_seen ON devices
 	FOR EACH ROW WHEN (NEW.last_seen IS NOT NULL AND (OLD.hier_seen IS NULL
 	    OR NEW.last_seen >= OLD.hier_seen + interval '5 minutes'))
 	EXECUTE FUNCTION hier_trg_seen();
-CREATE TRIGGER devices_hier_ins AFTER INSERT OR DELETE ON devices
-	FOR EACH ROW EXECUTE FUNCTION hier_trg_up('device');
+-- Many rows at once (a directory import, an agents' batch): one statement
+-- appends all their records.
+CREATE FUNCTION hier_trg_up_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_advisory_xact_lock(7418930251);
+	IF TG_OP = 'DELETE' THEN
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), 'u', TG_ARGV[0], 'd',
+		    hier_me() || '/' || o.id FROM old_rows o ORDER BY o.id;
+	ELSE
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), 'u', TG_ARGV[0], 'u',
+		    hier_me() || '/' || n.id FROM new_rows n ORDER BY n.id;
+	END IF;
+	PERFORM pg_notify('hier_changes', '');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER devices_hier_ins AFTER INSERT ON devices
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION hier_trg_up_rows('device');
+CREATE TRIGGER devices_hier_del AFTER DELETE ON devices
+	REFERENCING OLD TABLE AS old_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION hier_trg_up_rows('device');
 CREATE TRIGGER devices_hier_upd AFTER UPDATE ON devices
 	FOR EACH ROW WHEN (OLD.name IS DISTINCT FROM NEW.name
 	    OR OLD.fqdn IS DISTINCT FROM NEW.fqdn
@@ -318,17 +348,24 @@ CREATE TRIGGER groups_hier_upd AFTER UPDATE ON groups
 	EXECUTE FUNCTION hier_trg_group();
 
 CREATE FUNCTION hier_trg_event() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+	lim	integer := (SELECT hier_sev_rank(up_min_severity) FROM hier_self);
 BEGIN
-	IF hier_sev_rank(NEW.severity) >= (SELECT hier_sev_rank(up_min_severity)
-	    FROM hier_self) THEN
-		PERFORM hier_log('u', 'event', 'u', hier_me() || '/' || NEW.id,
-		    NULL);
+	IF EXISTS (SELECT 1 FROM new_rows n
+	    WHERE hier_sev_rank(n.severity) >= lim) THEN
+		PERFORM pg_advisory_xact_lock(7418930251);
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), 'u', 'event', 'u',
+		    hier_me() || '/' || n.id FROM new_rows n
+		WHERE hier_sev_rank(n.severity) >= lim ORDER BY n.id;
+		PERFORM pg_notify('hier_changes', '');
 	END IF;
 	RETURN NULL;
 END
 $$;
 CREATE TRIGGER events_hier AFTER INSERT ON events
-	FOR EACH ROW EXECUTE FUNCTION hier_trg_event();
+	REFERENCING NEW TABLE AS new_rows
+	FOR EACH STATEMENT EXECUTE FUNCTION hier_trg_event();
 -- Deletions by retention are not sent: each server ages its mirrors itself.
 
 -- Results of the tasks that came from above go back up.
@@ -529,10 +566,12 @@ $$;
 
 -- ---------------------------------------------------------------------
 -- The stream: the next records for a link after seq p_after, at most
--- p_limit changes, one record per object (its latest state).
+-- p_limit changes, one record per object (its latest state), in sequence
+-- order, then one row with rec NULL: the highest sequence number read (the
+-- cursor moves there even when the last changes were of objects gone
+-- since).  full: there may be more.
 CREATE FUNCTION hier_read(p_link bigint, p_after bigint, p_limit integer)
-RETURNS TABLE (last_seq bigint, n integer, full_batch boolean,
-    last_at timestamptz, recs text)
+RETURNS TABLE (seq bigint, at timestamptz, rec text, full_batch boolean)
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
 	l	hier_links;
@@ -551,13 +590,13 @@ BEGIN
 		    OR c.scope_group IN (SELECT id FROM hier_child_scope(l.group_id)))
 		ORDER BY c.seq LIMIT p_limit),
 	c AS (
-		SELECT DISTINCT ON (c0.oid) c0.seq, c0.kind, c0.op, c0.oid,
+		SELECT DISTINCT ON (c0.oid) c0.seq, c0.at, c0.kind, c0.op, c0.oid,
 		    split_part(c0.oid, '/', 1) AS origin,
 		    split_part(c0.oid, '/', 2) AS lid
 		FROM c0 ORDER BY c0.oid, c0.seq DESC),
 	me AS (SELECT s FROM hier_self s),
 	x AS (
-		SELECT c.seq, c.kind, c.op, c.oid, c.origin, dd.v, dd.d
+		SELECT c.seq, c.at, c.kind, c.op, c.oid, c.origin, dd.v, dd.d
 		FROM c CROSS JOIN me LEFT JOIN LATERAL (
 			SELECT NULL::bigint AS v, hier_d_device(dv, vs.name, gp.path) AS d
 			FROM devices dv JOIN vservers vs ON vs.id = dv.vs_id
@@ -616,13 +655,535 @@ BEGIN
 			SELECT h.version, hier_d_mtask(h) FROM hier_tasks h
 			WHERE c.kind = 'task' AND h.oid = c.oid
 		) dd ON c.op = 'u')
-	SELECT (SELECT max(c0.seq) FROM c0),
-	    (SELECT count(*) FROM x WHERE x.op = 'd' OR x.d IS NOT NULL)::integer,
-	    (SELECT count(*) FROM c0) >= p_limit,
-	    (SELECT max(c0.at) FROM c0),
-	    coalesce((SELECT jsonb_agg(jsonb_build_object('s', x.seq,
-		'k', x.kind, 'op', x.op, 'id', x.oid, 'o', x.origin,
-		'v', coalesce(x.v, x.seq), 'd', x.d) ORDER BY x.seq)
-		FROM x WHERE x.op = 'd' OR x.d IS NOT NULL), '[]'::jsonb)::text;
+	SELECT y.seq, y.at, y.rec, (SELECT count(*) FROM c0) >= p_limit
+	FROM (
+		SELECT x.seq, x.at, jsonb_build_object('s', x.seq, 'k', x.kind,
+		    'op', x.op, 'id', x.oid, 'o', x.origin,
+		    'v', coalesce(x.v, x.seq), 'd', x.d)::text AS rec
+		FROM x WHERE x.op = 'd' OR x.d IS NOT NULL
+		UNION ALL
+		SELECT max(c0.seq), max(c0.at), NULL FROM c0
+		HAVING count(*) > 0) y
+	ORDER BY y.seq, y.rec NULLS LAST;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- A snapshot for a link: every object the link carries, as records of
+-- version S (local objects) or their own version (mirrors), in chunks of
+-- p_chunk records, parents before what hangs below them.  Run it in a
+-- REPEATABLE READ transaction: S is the highest sequence number that
+-- snapshot sees (compaction always keeps the newest record), so the stream
+-- goes on from S with nothing skipped.
+CREATE FUNCTION hier_snapshot(p_link bigint, p_chunk integer)
+RETURNS TABLE (snap_seq bigint, n integer, recs text)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+	l	hier_links;
+	s	hier_self;
+	sq	bigint;
+	me	text;
+BEGIN
+	SELECT * INTO l FROM hier_links WHERE id = p_link;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'hier_snapshot: no link %', p_link;
+	END IF;
+	SELECT * INTO s FROM hier_self;
+	me := s.uuid::text;
+	sq := coalesce((SELECT max(c.seq) FROM hier_changes c), 0);
+	IF l.role = 'parent' THEN
+		RETURN QUERY
+		WITH o(ord, k, id, v, d) AS (
+			SELECT 0, 'server', me || '/server', sq, hier_d_server(s)
+			UNION ALL
+			SELECT 1, 'server', h.oid, h.version, hier_d_mserver(h)
+			FROM hier_servers h
+			UNION ALL
+			SELECT 2, 'group', me || '/' || g.id, sq,
+			    jsonb_build_object('vs', vs.name, 'path', gp.path)
+			FROM groups g JOIN vservers vs ON vs.id = g.vs_id
+			JOIN hier_group_paths() gp ON gp.id = g.id
+			UNION ALL
+			SELECT 2, 'group', h.oid, h.version,
+			    jsonb_build_object('vs', h.vs, 'path', h.path)
+			FROM hier_groups h
+			UNION ALL
+			SELECT 3, 'device', me || '/' || dv.id, sq,
+			    hier_d_device(dv, vs.name, gp.path)
+			FROM devices dv JOIN vservers vs ON vs.id = dv.vs_id
+			LEFT JOIN hier_group_paths() gp ON gp.id = dv.group_id
+			UNION ALL
+			SELECT 3, 'device', h.oid, h.version, hier_d_mdevice(h)
+			FROM hier_devices h
+			UNION ALL
+			SELECT 4, 'event', me || '/' || e.id, sq,
+			    hier_d_event(e, vs.name, me)
+			FROM events e JOIN vservers vs ON vs.id = e.vs_id
+			WHERE hier_sev_rank(e.severity) >=
+			    hier_sev_rank(s.up_min_severity)
+			UNION ALL
+			SELECT 4, 'event', h.oid, h.version, hier_d_mevent(h)
+			FROM hier_events h
+			UNION ALL
+			SELECT 5, 'task_result', me || '/' || r.id, sq,
+			    hier_d_result(r, t.hier_oid, dv.name, me)
+			FROM task_runs r JOIN tasks t ON t.id = r.task_id
+			JOIN devices dv ON dv.id = r.device_id
+			WHERE t.hier_oid IS NOT NULL
+			UNION ALL
+			SELECT 5, 'task_result', h.oid, h.version, hier_d_mresult(h)
+			FROM hier_task_results h),
+		numbered AS (
+			SELECT o.*, (row_number() OVER (ORDER BY o.ord, o.id) - 1)
+			    / p_chunk AS chunk FROM o)
+		SELECT sq, count(*)::integer, jsonb_agg(jsonb_build_object(
+		    's', 0, 'k', x.k, 'op', 'u', 'id', x.id,
+		    'o', split_part(x.id, '/', 1), 'v', x.v, 'd', x.d)
+		    ORDER BY x.ord, x.id)::text
+		FROM numbered x GROUP BY x.chunk ORDER BY x.chunk;
+	ELSE
+		RETURN QUERY
+		WITH o(ord, k, id, v, d) AS (
+			SELECT 0, 'policy', h.oid, h.version, hier_d_mpolicy(h)
+			FROM hier_policies h
+			UNION ALL
+			SELECT 1, 'policy', me || '/' || p.id, sq,
+			    hier_d_policy(p, s, gp.path, gp.depth)
+			FROM policies p JOIN hier_group_paths() gp ON gp.id = p.group_id
+			WHERE p.vs_id = 0 AND p.group_id IN
+			    (SELECT id FROM hier_child_scope(l.group_id))
+			UNION ALL
+			SELECT 2, 'task', h.oid, h.version, hier_d_mtask(h)
+			FROM hier_tasks h WHERE h.cancelled IS NULL
+			UNION ALL
+			SELECT 3, 'task', me || '/' || t.id, sq, hier_d_task(t, s)
+			FROM tasks t
+			WHERE t.vs_id = 0 AND t.hier_oid IS NULL
+			    AND t.cancelled IS NULL AND t.next_run IS NOT NULL
+			    AND t.group_id IN
+			    (SELECT id FROM hier_child_scope(l.group_id))),
+		numbered AS (
+			SELECT o.*, (row_number() OVER (ORDER BY o.ord, o.id) - 1)
+			    / p_chunk AS chunk FROM o)
+		SELECT sq, count(*)::integer, jsonb_agg(jsonb_build_object(
+		    's', 0, 'k', x.k, 'op', 'u', 'id', x.id,
+		    'o', split_part(x.id, '/', 1), 'v', x.v, 'd', x.d)
+		    ORDER BY x.ord, x.id)::text
+		FROM numbered x GROUP BY x.chunk ORDER BY x.chunk;
+	END IF;
+END
+$$;
+
+-- ---------------------------------------------------------------------
+-- The receiving side.  hier_apply applies one batch from link p_link in
+-- the caller's transaction, or raises an error naming the first bad record
+-- (nothing of the batch is applied then): a record whose origin is not
+-- below that link (up) or is this server or below it (down), an object id
+-- that does not belong to the record's origin, an unknown kind, a sequence
+-- number that does not move forward.  Stream batches (p_last not NULL) also
+-- move the link's cursor to p_last, in the same transaction.
+
+CREATE TYPE hier_rec AS (s bigint, k text, op text, id text, o text,
+    v bigint, d jsonb);
+
+CREATE FUNCTION hier_snap_begin(p_link bigint) RETURNS bigint
+LANGUAGE sql AS $$
+	UPDATE hier_links SET rx_snap = rx_snap + 1 WHERE id = p_link
+	RETURNING rx_snap
+$$;
+
+-- The snapshot is complete: what it did not mention is gone.
+CREATE FUNCTION hier_snap_end(p_link bigint, p_seq bigint) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+	g	bigint;
+BEGIN
+	SELECT rx_snap INTO g FROM hier_links WHERE id = p_link FOR UPDATE;
+	DELETE FROM hier_task_results WHERE link_id = p_link AND snap < g;
+	DELETE FROM hier_events WHERE link_id = p_link AND snap < g;
+	DELETE FROM hier_devices WHERE link_id = p_link AND snap < g;
+	DELETE FROM hier_groups WHERE link_id = p_link AND snap < g;
+	DELETE FROM hier_servers WHERE link_id = p_link AND snap < g;
+	DELETE FROM hier_policies WHERE link_id = p_link AND snap < g;
+	UPDATE tasks SET cancelled = now(), next_run = NULL
+	WHERE hier_oid IN (SELECT oid FROM hier_tasks
+	    WHERE link_id = p_link AND snap < g) AND cancelled IS NULL;
+	DELETE FROM hier_tasks WHERE link_id = p_link AND snap < g;
+	UPDATE hier_links SET rx_seq = p_seq, last_seen = now()
+	WHERE id = p_link;
+END
+$$;
+
+CREATE FUNCTION hier_jarr(j jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
+	SELECT CASE WHEN jsonb_typeof(j) = 'array' THEN
+	    ARRAY(SELECT jsonb_array_elements_text(j)) ELSE '{}'::text[] END
+$$;
+
+CREATE FUNCTION hier_apply(p_link bigint, p_recs jsonb, p_last bigint)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+	l	hier_links;
+	me	text := hier_me();
+	recs	hier_rec[];
+	bad	hier_rec;
+	why	text;
+	n	integer;
+	up	boolean;
+BEGIN
+	SELECT * INTO l FROM hier_links WHERE id = p_link FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'the link no longer exists';
+	END IF;
+	IF jsonb_typeof(p_recs) <> 'array' THEN
+		RAISE EXCEPTION 'records: not an array';
+	END IF;
+	up := l.role = 'child';	-- records from a child flow up
+	SELECT array_agg(r) INTO recs FROM jsonb_populate_recordset(
+	    NULL::hier_rec, p_recs) r;
+	n := coalesce(array_length(recs, 1), 0);
+	IF p_last IS NOT NULL AND p_last <= l.rx_seq THEN
+		RAISE EXCEPTION 'batch up to % does not follow %: the sequence '
+		    'goes backwards', p_last, l.rx_seq;
+	END IF;
+	IF n = 0 THEN
+		IF p_last IS NOT NULL THEN
+			UPDATE hier_links SET rx_seq = p_last, last_seen = now()
+			WHERE id = p_link;
+		END IF;
+		RETURN 0;
+	END IF;
+
+	-- Shape.
+	SELECT r.*, CASE
+	    WHEN r.k IS NULL OR r.id IS NULL OR r.o IS NULL OR r.v IS NULL
+		OR r.op IS NULL OR r.s IS NULL THEN 'a field is missing'
+	    WHEN r.op NOT IN ('u', 'd') THEN 'op must be u or d'
+	    WHEN r.o !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+		THEN 'origin is not a server id'
+	    WHEN r.v < 0 THEN 'negative version'
+	    WHEN up AND r.k NOT IN ('server', 'group', 'device', 'event',
+		'task_result') THEN 'kind ' || r.k || ' does not flow up'
+	    WHEN NOT up AND r.k NOT IN ('policy', 'task') THEN
+		'kind ' || r.k || ' does not flow down'
+	    WHEN split_part(r.id, '/', 1) <> r.o THEN
+		'object ' || r.id || ' is owned by ' || split_part(r.id, '/', 1)
+		|| ', not by ' || r.o
+	    WHEN r.k = 'server' AND r.id <> r.o || '/server' THEN
+		'a server record must be ' || r.o || '/server'
+	    WHEN r.o = me THEN 'forged origin: ' || r.o || ' is this server'
+	    WHEN r.op = 'u' AND jsonb_typeof(r.d) IS DISTINCT FROM 'object'
+		THEN 'd must be an object'
+	    END
+	INTO bad.s, bad.k, bad.op, bad.id, bad.o, bad.v, bad.d, why
+	FROM unnest(recs) r WHERE CASE
+	    WHEN r.k IS NULL OR r.id IS NULL OR r.o IS NULL OR r.v IS NULL
+		OR r.op IS NULL OR r.s IS NULL THEN true
+	    WHEN r.op NOT IN ('u', 'd') THEN true
+	    WHEN r.o !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN true
+	    WHEN r.v < 0 THEN true
+	    WHEN up AND r.k NOT IN ('server', 'group', 'device', 'event',
+		'task_result') THEN true
+	    WHEN NOT up AND r.k NOT IN ('policy', 'task') THEN true
+	    WHEN split_part(r.id, '/', 1) <> r.o THEN true
+	    WHEN r.k = 'server' AND r.id <> r.o || '/server' THEN true
+	    WHEN r.o = me THEN true
+	    WHEN r.op = 'u' AND jsonb_typeof(r.d) IS DISTINCT FROM 'object'
+		THEN true
+	    ELSE false END
+	LIMIT 1;
+	IF why IS NOT NULL THEN
+		RAISE EXCEPTION 'record % (%): %', coalesce(bad.id, '?'),
+		    coalesce(bad.k, '?'), why;
+	END IF;
+
+	-- Order: a stream moves forward only.
+	IF p_last IS NOT NULL THEN
+		SELECT x.s, x.prev INTO bad.s, bad.v FROM (
+			SELECT o.s, lag(o.s, 1, l.rx_seq) OVER (ORDER BY o.i) prev
+			FROM unnest(recs) WITH ORDINALITY AS o(s, k, op, id, oo,
+			    v, d, i)) x
+		WHERE x.s <= x.prev OR x.s > p_last LIMIT 1;
+		IF bad.s IS NOT NULL THEN
+			RAISE EXCEPTION 'sequence number % does not follow %: '
+			    'it goes backwards', bad.s, bad.v;
+		END IF;
+	END IF;
+
+	-- Ownership: up, every origin is the child or a server below it
+	-- (known, or announced in this very batch by a server below it);
+	-- down, no origin is this server or below it.
+	IF up THEN
+		WITH RECURSIVE ok(u) AS (
+			SELECT l.peer_uuid::text
+			UNION
+			SELECT h.uuid::text FROM hier_servers h
+			WHERE h.link_id = p_link
+			UNION
+			SELECT r.o FROM unnest(recs) r JOIN ok
+			    ON r.d ->> 'parent' = ok.u
+			WHERE r.k = 'server' AND r.op = 'u')
+		SELECT r.id, r.o INTO bad.id, bad.o FROM unnest(recs) r
+		WHERE r.o NOT IN (SELECT u FROM ok WHERE u IS NOT NULL) LIMIT 1;
+		IF bad.id IS NOT NULL THEN
+			RAISE EXCEPTION 'record %: forged origin: server % is not '
+			    'below link %', bad.id, bad.o, l.name;
+		END IF;
+		SELECT r.o, h.link_id INTO bad.o, bad.v FROM unnest(recs) r
+		JOIN hier_servers h ON h.uuid = r.o::uuid
+		WHERE h.link_id <> p_link LIMIT 1;
+		IF bad.o IS NOT NULL THEN
+			RAISE EXCEPTION 'server % already belongs to another link '
+			    '(%)', bad.o, bad.v;
+		END IF;
+	ELSE
+		SELECT r.id, r.o INTO bad.id, bad.o FROM unnest(recs) r
+		WHERE r.o::uuid IN (SELECT uuid FROM hier_servers) LIMIT 1;
+		IF bad.id IS NOT NULL THEN
+			RAISE EXCEPTION 'record %: forged origin: server % is below '
+			    'this one, not above', bad.id, bad.o;
+		END IF;
+	END IF;
+
+	IF up THEN
+		DELETE FROM hier_servers h USING unnest(recs) r
+		WHERE r.k = 'server' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_servers AS h (oid, uuid, origin, version,
+		    link_id, snap, name, parent_uuid, level, status)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.o::uuid, r.v,
+		    p_link, l.rx_snap, coalesce(r.d ->> 'name', ''),
+		    (r.d ->> 'parent')::uuid, (r.d ->> 'level')::integer,
+		    coalesce(r.d -> 'status', '{}')
+		FROM unnest(recs) r WHERE r.k = 'server' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, name = EXCLUDED.name,
+		    parent_uuid = EXCLUDED.parent_uuid, level = EXCLUDED.level,
+		    status = EXCLUDED.status
+		WHERE h.version <= EXCLUDED.version;
+
+		DELETE FROM hier_groups h USING unnest(recs) r
+		WHERE r.k = 'group' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_groups AS h (oid, origin, version, link_id,
+		    snap, vs, path)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'),
+		    coalesce(r.d ->> 'path', '')
+		FROM unnest(recs) r WHERE r.k = 'group' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, vs = EXCLUDED.vs, path = EXCLUDED.path
+		WHERE h.version <= EXCLUDED.version;
+
+		DELETE FROM hier_devices h USING unnest(recs) r
+		WHERE r.k = 'device' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_devices AS h (oid, origin, version, link_id,
+		    snap, vs, name, fqdn, ip, mac, os, group_path, status, source,
+		    first_seen, last_seen)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'),
+		    coalesce(r.d ->> 'name', ''), r.d ->> 'fqdn',
+		    hier_jarr(r.d -> 'ip'), hier_jarr(r.d -> 'mac'), r.d ->> 'os',
+		    r.d ->> 'group', coalesce(r.d ->> 'status', 'ok'),
+		    r.d ->> 'source', (r.d ->> 'first_seen')::timestamptz,
+		    (r.d ->> 'last_seen')::timestamptz
+		FROM unnest(recs) r WHERE r.k = 'device' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, vs = EXCLUDED.vs, name = EXCLUDED.name,
+		    fqdn = EXCLUDED.fqdn, ip = EXCLUDED.ip, mac = EXCLUDED.mac,
+		    os = EXCLUDED.os, group_path = EXCLUDED.group_path,
+		    status = EXCLUDED.status, source = EXCLUDED.source,
+		    first_seen = EXCLUDED.first_seen,
+		    last_seen = EXCLUDED.last_seen
+		WHERE h.version <= EXCLUDED.version;
+
+		DELETE FROM hier_events h USING unnest(recs) r
+		WHERE r.k = 'event' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_events AS h (oid, origin, version, link_id,
+		    snap, vs, device_oid, severity, type, time, text)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'), r.d ->> 'device',
+		    coalesce(r.d ->> 'severity', 'info'),
+		    coalesce(r.d ->> 'type', ''),
+		    coalesce((r.d ->> 'time')::timestamptz, now()),
+		    coalesce(r.d ->> 'text', '')
+		FROM unnest(recs) r WHERE r.k = 'event' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, vs = EXCLUDED.vs,
+		    device_oid = EXCLUDED.device_oid,
+		    severity = EXCLUDED.severity, type = EXCLUDED.type,
+		    time = EXCLUDED.time, text = EXCLUDED.text
+		WHERE h.version <= EXCLUDED.version;
+
+		DELETE FROM hier_task_results h USING unnest(recs) r
+		WHERE r.k = 'task_result' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_task_results AS h (oid, origin, version,
+		    link_id, snap, task_oid, device_oid, device_name, state,
+		    finished, exit_code, output)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'task', ''),
+		    coalesce(r.d ->> 'device', ''), r.d ->> 'device_name',
+		    coalesce(r.d ->> 'state', 'pending'),
+		    (r.d ->> 'finished')::timestamptz,
+		    (r.d ->> 'exit_code')::integer, r.d ->> 'output'
+		FROM unnest(recs) r WHERE r.k = 'task_result' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, task_oid = EXCLUDED.task_oid,
+		    device_oid = EXCLUDED.device_oid,
+		    device_name = EXCLUDED.device_name, state = EXCLUDED.state,
+		    finished = EXCLUDED.finished, exit_code = EXCLUDED.exit_code,
+		    output = EXCLUDED.output
+		WHERE h.version <= EXCLUDED.version;
+	ELSE
+		DELETE FROM hier_policies h USING unnest(recs) r
+		WHERE r.k = 'policy' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_policies AS h (oid, origin, version, link_id,
+		    snap, server, level, group_path, gdepth, name, product,
+		    revision, settings)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'server', ''),
+		    coalesce((r.d ->> 'level')::integer, 0),
+		    coalesce(r.d ->> 'group', ''),
+		    coalesce((r.d ->> 'gdepth')::integer, 0),
+		    coalesce(r.d ->> 'name', ''), coalesce(r.d ->> 'product', ''),
+		    coalesce((r.d ->> 'revision')::integer, 1),
+		    CASE WHEN jsonb_typeof(r.d -> 'settings') = 'object' THEN
+			r.d -> 'settings' ELSE '{}' END
+		FROM unnest(recs) r WHERE r.k = 'policy' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, server = EXCLUDED.server,
+		    level = EXCLUDED.level, group_path = EXCLUDED.group_path,
+		    gdepth = EXCLUDED.gdepth, name = EXCLUDED.name,
+		    product = EXCLUDED.product, revision = EXCLUDED.revision,
+		    settings = EXCLUDED.settings
+		WHERE h.version <= EXCLUDED.version;
+
+		-- Tasks from above: mirrored, then run here over the whole of
+		-- main (a deleted or cancelled one stops here too).
+		UPDATE tasks SET cancelled = now(), next_run = NULL
+		WHERE hier_oid IN (SELECT r.id FROM unnest(recs) r
+		    WHERE r.k = 'task' AND (r.op = 'd' OR
+		    r.d ->> 'cancelled' IS NOT NULL)) AND cancelled IS NULL;
+		DELETE FROM hier_tasks h USING unnest(recs) r
+		WHERE r.k = 'task' AND r.op = 'd' AND h.oid = r.id
+		    AND h.link_id = p_link;
+		INSERT INTO hier_tasks AS h (oid, origin, version, link_id, snap,
+		    server, name, type, params, schedule, at, every_s, expires_s,
+		    cancelled)
+		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		    l.rx_snap, coalesce(r.d ->> 'server', ''), r.d ->> 'name',
+		    coalesce(r.d ->> 'type', ''),
+		    CASE WHEN jsonb_typeof(r.d -> 'params') = 'object' THEN
+			r.d -> 'params' ELSE '{}' END,
+		    coalesce(r.d ->> 'schedule', 'now'),
+		    (r.d ->> 'at')::timestamptz, (r.d ->> 'every_s')::integer,
+		    (r.d ->> 'expires_s')::integer,
+		    (r.d ->> 'cancelled')::timestamptz
+		FROM unnest(recs) r WHERE r.k = 'task' AND r.op = 'u'
+		ORDER BY r.id, r.v DESC
+		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
+		    snap = EXCLUDED.snap, server = EXCLUDED.server,
+		    name = EXCLUDED.name, type = EXCLUDED.type,
+		    params = EXCLUDED.params, schedule = EXCLUDED.schedule,
+		    at = EXCLUDED.at, every_s = EXCLUDED.every_s,
+		    expires_s = EXCLUDED.expires_s, cancelled = EXCLUDED.cancelled
+		WHERE h.version <= EXCLUDED.version;
+		INSERT INTO tasks (vs_id, name, type, group_id, recursive, params,
+		    schedule, at, every_s, next_run, expires_s, created_by,
+		    hier_oid)
+		SELECT 0, h.name, h.type, (SELECT g.id FROM groups g
+		    WHERE g.vs_id = 0 AND g.kind = 'root'), true, h.params,
+		    h.schedule, h.at,
+		    CASE WHEN h.schedule = 'every' THEN greatest(h.every_s, 60) END,
+		    CASE WHEN h.schedule = 'at' THEN coalesce(h.at, now())
+			ELSE now() END,
+		    h.expires_s, 'server ' || h.server, h.oid
+		FROM hier_tasks h
+		WHERE h.oid IN (SELECT r.id FROM unnest(recs) r
+		    WHERE r.k = 'task' AND r.op = 'u')
+		    AND h.cancelled IS NULL
+		    AND h.type IN ('inventory_refresh', 'run_command')
+		    AND h.schedule IN ('now', 'at', 'every')
+		ON CONFLICT (hier_oid) DO NOTHING;
+	END IF;
+
+	IF p_last IS NOT NULL THEN
+		UPDATE hier_links SET rx_seq = p_last, last_seen = now()
+		WHERE id = p_link;
+	END IF;
+	RETURN n;
+END
+$$;
+
+-- Compaction: what every link has acknowledged goes (the newest record
+-- always stays: snapshots take their sequence number from it); so does
+-- what is older than p_max_age, a lagging link then gets a snapshot.
+CREATE FUNCTION hier_compact(p_max_age interval, p_limit integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+	top	bigint;
+	upto_u	bigint;
+	upto_d	bigint;
+	n1	integer;
+	n2	integer;
+BEGIN
+	top := (SELECT max(seq) FROM hier_changes);
+	IF top IS NULL THEN
+		RETURN 0;
+	END IF;
+	upto_u := coalesce((SELECT tx_acked FROM hier_links
+	    WHERE role = 'parent'), top);
+	upto_d := coalesce((SELECT min(tx_acked) FROM hier_links
+	    WHERE role = 'child'), top);
+	upto_u := greatest(upto_u, coalesce((SELECT max(seq) FROM hier_changes
+	    WHERE dir = 'u' AND at < now() - p_max_age), 0));
+	upto_d := greatest(upto_d, coalesce((SELECT max(seq) FROM hier_changes
+	    WHERE dir = 'd' AND at < now() - p_max_age), 0));
+	upto_u := least(upto_u, top - 1);
+	upto_d := least(upto_d, top - 1);
+	WITH x AS (DELETE FROM hier_changes WHERE seq IN (
+		SELECT seq FROM hier_changes WHERE dir = 'u' AND seq <= upto_u
+		ORDER BY seq LIMIT p_limit) RETURNING seq)
+	SELECT count(*), max(seq) INTO n1, upto_u FROM x;
+	WITH x AS (DELETE FROM hier_changes WHERE seq IN (
+		SELECT seq FROM hier_changes WHERE dir = 'd' AND seq <= upto_d
+		ORDER BY seq LIMIT p_limit) RETURNING seq)
+	SELECT count(*), max(seq) INTO n2, upto_d FROM x;
+	UPDATE hier_self SET
+	    compacted_u = greatest(compacted_u, coalesce(upto_u, 0)),
+	    compacted_d = greatest(compacted_d, coalesce(upto_d, 0));
+	RETURN n1 + n2;
+END
+$$;
+
+-- What the parent sees of this server.  Returns true when it changed.
+CREATE FUNCTION hier_status_refresh() RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+	st	jsonb;
+BEGIN
+	SELECT jsonb_build_object(
+	    'devices', (SELECT count(*) FROM devices),
+	    'vservers', coalesce((SELECT jsonb_agg(jsonb_build_object(
+		'name', v.name, 'devices', (SELECT count(*) FROM devices d
+		WHERE d.vs_id = v.id)) ORDER BY v.name) FROM vservers v
+		WHERE v.id <> 0), '[]'),
+	    'links', coalesce((SELECT jsonb_object_agg(l.peer_uuid::text,
+		jsonb_build_object('name', l.name, 'state', l.state,
+		'last_seen', l.last_seen, 'lag_s', round(l.lag_s::numeric)))
+		FROM hier_links l WHERE l.role = 'child'
+		AND l.peer_uuid IS NOT NULL), '{}'))
+	INTO st;
+	UPDATE hier_self SET status = st WHERE status IS DISTINCT FROM st;
+	RETURN FOUND;
 END
 $$;

@@ -36,7 +36,8 @@ static const char *const keys[] = {
 	"t", "role", "name", "proto_min", "proto_max", "version", "proto",
 	"heartbeat_s", "device_id", "code", "message", "token", "csr", "cert",
 	"seq", "hash", "inventory", "events", "need_inventory", "after_ms",
-	NULL
+	"uuid", "level", "rx", "ca", "snap", "last", "recs", "at_ms", "more",
+	"phase", NULL
 };
 
 int

@@ -815,6 +815,80 @@ test_str_clean(void)
 	msg_free(&m);
 }
 
+/* The server tree's messages (docs/HIERARCHY.md). */
+static void
+test_server_link(void)
+{
+	struct msg	 m;
+
+	/* A joining server offers a range; the acceptor answers one. */
+	start();
+	mp_begin(&pk, MSG_HELLO, 7);
+	mp_kv_str(&pk, "role", "server");
+	mp_kv_str(&pk, "name", "berlin");
+	mp_kv_str(&pk, "uuid", "2ee89cb9-4dd7-47f2-975d-a640a0eab850");
+	mp_kv_uint(&pk, "rx", 42);
+	mp_kv_uint(&pk, "heartbeat_s", 5);
+	mp_kv_uint(&pk, "proto_min", 1);
+	CHECK(decode_fails("hello: missing 'proto'"));
+	start();
+	mp_begin(&pk, MSG_HELLO, 5);
+	mp_kv_str(&pk, "role", "server");
+	mp_kv_str(&pk, "name", "top");
+	mp_kv_uint(&pk, "heartbeat_s", 5);
+	mp_kv_uint(&pk, "proto", 1);
+	CHECK(decode(&m) == 0);
+	CHECK(m.type == MSG_HELLO);
+	msg_free(&m);
+
+	start();
+	mp_begin(&pk, MSG_HBATCH, 4);
+	mp_kv_uint(&pk, "snap", 0);
+	mp_kv_uint(&pk, "last", 12);
+	mp_key(&pk, "recs");
+	msgpack_pack_array(&pk, 1);
+	mp_str(&pk, "{}");
+	CHECK(decode(&m) == 0);
+	CHECK(m.type == MSG_HBATCH);
+	CHECK(msg_uint(&m, "last", 0) == 12);
+	msg_free(&m);
+	start();
+	mp_begin(&pk, MSG_HBATCH, 3);
+	mp_kv_uint(&pk, "snap", 0);
+	mp_kv_uint(&pk, "last", 12);
+	CHECK(decode_fails("h_batch: missing 'recs'"));
+	/* MSG_MAX_HRECS is the most records in one batch. */
+	start();
+	mp_begin(&pk, MSG_HBATCH, 4);
+	mp_kv_uint(&pk, "snap", 0);
+	mp_kv_uint(&pk, "last", 12);
+	mp_key(&pk, "recs");
+	msgpack_pack_array(&pk, MSG_MAX_HRECS + 1);
+	for (size_t i = 0; i < MSG_MAX_HRECS + 1; i++)
+		msgpack_pack_nil(&pk);
+	CHECK(decode(&m) == -1);
+	CHECK(strstr(reason, "over limit") != NULL);
+
+	start();
+	mp_begin(&pk, MSG_HSNAP, 4);
+	mp_kv_str(&pk, "phase", "middle");
+	mp_kv_uint(&pk, "snap", 1);
+	mp_kv_uint(&pk, "seq", 1);
+	CHECK(decode(&m) == -1);
+	start();
+	mp_begin(&pk, MSG_HACK, 3);
+	mp_kv_uint(&pk, "snap", 0);
+	mp_kv_uint(&pk, "seq", 9);
+	CHECK(decode(&m) == 0);
+	CHECK(m.type == MSG_HACK);
+	msg_free(&m);
+	start();
+	mp_begin(&pk, MSG_REGISTER, 3);
+	mp_kv_str(&pk, "token", "t");
+	mp_kv_str(&pk, "csr", "c");
+	CHECK(decode_fails("register: missing 'uuid'"));
+}
+
 int
 main(void)
 {
@@ -828,6 +902,7 @@ main(void)
 	test_json();
 	test_json_text();
 	test_pack_error();
+	test_server_link();
 	msgpack_sbuffer_destroy(&sb);
 	TEST_DONE();
 }

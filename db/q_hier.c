@@ -1,0 +1,597 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+/* The server tree's statements (db/q_hier.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "canopy_limits.h"
+#include "log.h"
+#include "pki.h"
+#include "util.h"
+
+#include "db.h"
+#include "q_hier.h"
+
+int
+qh_init_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_init	*q = arg;
+	const char	*p[2];
+	PGresult	*res;
+	int		 rc;
+
+	if (db_begin(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	p[0] = q->name;
+	p[1] = q->up_min_severity;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_self SET name = $1, up_min_severity = $2"
+	    " RETURNING uuid, level", 2, p)) == NULL)
+		goto fail;
+	strlcpy(q->uuid, PQgetvalue(res, 0, 0), sizeof(q->uuid));
+	q->level = atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (q->has_parent) {
+		p[0] = q->parent_name;
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "INSERT INTO hier_links (role, name) VALUES ('parent', $1)"
+		    " ON CONFLICT (role) WHERE role = 'parent'"
+		    " DO UPDATE SET name = EXCLUDED.name RETURNING id, rx_seq",
+		    1, p)) == NULL)
+			goto fail;
+		q->parent_link = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		q->parent_rx = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+		PQclear(res);
+	} else {
+		/* No parent any more: what came from above goes too. */
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "WITH d AS (DELETE FROM hier_links WHERE role = 'parent')"
+		    " UPDATE hier_self SET level = 0, parent_uuid = NULL"
+		    " WHERE level <> 0 OR parent_uuid IS NOT NULL", 0,
+		    NULL)) == NULL)
+			goto fail;
+		PQclear(res);
+		q->level = 0;
+	}
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT (SELECT id FROM groups WHERE vs_id = 0 AND kind = 'root'),"
+	    " (SELECT id FROM groups WHERE vs_id = 0 AND kind = 'unassigned')",
+	    0, NULL)) == NULL)
+		goto fail;
+	q->root_group = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	q->pool_group = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	/* Whatever was connected before a crash is not connected now. */
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_links SET state = 'disconnected'"
+	    " WHERE state <> 'disconnected'", 0, NULL)) == NULL)
+		goto fail;
+	PQclear(res);
+	if (db_commit(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	return DB_OK;
+ fail:
+	db_rollback(pg);
+	return rc;
+}
+
+static void
+qh_link_fill(PGresult *res, struct qh_link *l)
+{
+	l->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	strlcpy(l->name, PQgetvalue(res, 0, 1), sizeof(l->name));
+	strlcpy(l->peer_uuid, PQgetvalue(res, 0, 2), sizeof(l->peer_uuid));
+	l->rx_seq = strtoull(PQgetvalue(res, 0, 3), NULL, 10);
+	l->tx_acked = strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+	strlcpy(l->peer_ca_pem, PQgetvalue(res, 0, 5), sizeof(l->peer_ca_pem));
+}
+
+#define QH_LINK_COLS							\
+	"id, name, coalesce(peer_uuid::text, ''), rx_seq, tx_acked,"	\
+	" coalesce(peer_ca_pem, '')"
+
+int
+qh_lookup_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_lookup *q = arg;
+	const char	*p[1];
+	PGresult	*res;
+	int		 rc;
+
+	if (q->id != 0) {
+		char	id[24];
+
+		snprintf(id, sizeof(id), "%lld", (long long)q->id);
+		p[0] = id;
+		res = db_exec(pg, &rc, err, errlen, "SELECT " QH_LINK_COLS
+		    " FROM hier_links WHERE id = $1::bigint", 1, p);
+	} else if (q->fingerprint[0] != '\0') {
+		p[0] = q->fingerprint;
+		res = db_exec(pg, &rc, err, errlen, "SELECT " QH_LINK_COLS
+		    " FROM hier_links WHERE role = 'child'"
+		    " AND cert_fingerprint = $1", 1, p);
+	} else {
+		p[0] = q->name;
+		res = db_exec(pg, &rc, err, errlen, "SELECT " QH_LINK_COLS
+		    " FROM hier_links WHERE role = 'child' AND name = $1", 1, p);
+	}
+	if (res == NULL)
+		return rc;
+	q->found = PQntuples(res) == 1;
+	if (q->found)
+		qh_link_fill(res, &q->link);
+	PQclear(res);
+	return DB_OK;
+}
+
+void
+qh_register_free(struct qh_register *q)
+{
+	if (q == NULL)
+		return;
+	free(q->csr);
+	free(q->ca);
+	free(q->cert);
+	free(q);
+}
+
+int
+qh_register_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_register *q = arg;
+	const char	*p[4];
+	char		 id[24], cn[300], fp[PKI_FPR_LEN], e[256];
+	PGresult	*res;
+	int		 rc;
+
+	if (db_begin(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	p[0] = q->token_hash;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_tokens SET used = now() WHERE hash = $1"
+	    " AND used IS NULL AND expires > now()"
+	    " RETURNING link_id, (SELECT name FROM hier_links l"
+	    "  WHERE l.id = link_id)", 1, p)) == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_rollback(pg);
+		snprintf(q->why, sizeof(q->why), "the registration token is "
+		    "unknown, already used or expired");
+		return DB_OK;
+	}
+	strlcpy(id, PQgetvalue(res, 0, 0), sizeof(id));
+	strlcpy(q->name, PQgetvalue(res, 0, 1), sizeof(q->name));
+	PQclear(res);
+	if (q->expect_link != 0 && strtoll(id, NULL, 10) != q->expect_link) {
+		db_rollback(pg);
+		snprintf(q->why, sizeof(q->why), "this token is for another "
+		    "child server");
+		return DB_OK;
+	}
+	p[0] = q->uuid;
+	p[1] = id;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT (SELECT uuid::text FROM hier_self) = $1"
+	    " OR EXISTS (SELECT 1 FROM hier_links WHERE peer_uuid = $1::uuid"
+	    "  AND id <> $2::bigint)"
+	    " OR EXISTS (SELECT 1 FROM hier_servers WHERE uuid = $1::uuid)",
+	    2, p)) == NULL)
+		goto fail;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		PQclear(res);
+		db_rollback(pg);
+		snprintf(q->why, sizeof(q->why), "server id %s is already in "
+		    "the tree", q->uuid);
+		return DB_OK;
+	}
+	PQclear(res);
+	snprintf(cn, sizeof(cn), "server:%s", q->name);
+	if ((q->cert = pki_sign_csr(q->pki, q->csr, strlen(q->csr), cn,
+	    HIER_CERT_DAYS, e, sizeof(e))) == NULL) {
+		db_rollback(pg);
+		snprintf(q->why, sizeof(q->why), "bad CSR: %.200s", e);
+		return DB_OK;
+	}
+	if (pki_fingerprint_pem(q->cert, fp, sizeof(fp)) == -1) {
+		db_rollback(pg);
+		snprintf(err, errlen, "cannot fingerprint the certificate");
+		return DB_ERR;
+	}
+	p[0] = id;
+	p[1] = q->uuid;
+	p[2] = fp;
+	p[3] = q->ca;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_links SET peer_uuid = $2::uuid, cert_fingerprint = $3,"
+	    " peer_ca_pem = coalesce($4, peer_ca_pem), rx_seq = 0,"
+	    " tx_acked = 0, last_error = NULL WHERE id = $1::bigint", 4,
+	    p)) == NULL)
+		goto fail;
+	PQclear(res);
+	if (db_commit(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	return DB_OK;
+ fail:
+	db_rollback(pg);
+	return rc;
+}
+
+int
+qh_state_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_state	*q = arg;
+	const char	*p[4];
+	char		 id[24], proto[16], level[16];
+	PGresult	*res;
+	int		 rc;
+
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	if (!q->up) {
+		p[0] = id;
+		p[1] = q->error;
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "UPDATE hier_links SET state = 'disconnected',"
+		    " last_error = coalesce(nullif($2, ''), last_error)"
+		    " WHERE id = $1::bigint", 2, p)) == NULL)
+			return rc;
+		PQclear(res);
+		return DB_OK;
+	}
+	if (db_begin(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	p[0] = id;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT coalesce(peer_uuid::text, '') FROM hier_links"
+	    " WHERE id = $1::bigint FOR UPDATE", 1, p)) == NULL)
+		goto fail;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		db_rollback(pg);
+		snprintf(err, errlen, "the link was removed");
+		return DB_ERR;
+	}
+	q->reset = PQgetvalue(res, 0, 0)[0] != '\0' &&
+	    strcmp(PQgetvalue(res, 0, 0), q->peer_uuid) != 0;
+	PQclear(res);
+	if (q->reset && !q->parent) {
+		db_rollback(pg);
+		q->reset = -1;
+		return DB_OK;
+	}
+	snprintf(proto, sizeof(proto), "%d", q->peer_proto);
+	p[1] = q->peer_uuid;
+	p[2] = proto;
+	p[3] = q->reset ? "t" : "f";
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_links SET state = 'connected', peer_uuid = $2::uuid,"
+	    " peer_proto = $3::int, last_error = NULL, last_seen = now(),"
+	    " rx_seq = CASE WHEN $4::boolean THEN 0 ELSE rx_seq END,"
+	    " tx_acked = CASE WHEN $4::boolean THEN 0 ELSE tx_acked END"
+	    " WHERE id = $1::bigint RETURNING rx_seq", 4, p)) == NULL)
+		goto fail;
+	q->rx_seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	if (q->parent) {
+		snprintf(level, sizeof(level), "%d", q->peer_level + 1);
+		p[0] = level;
+		p[1] = q->peer_uuid;
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "UPDATE hier_self SET level = $1::int,"
+		    " parent_uuid = $2::uuid WHERE level <> $1::int"
+		    " OR parent_uuid IS DISTINCT FROM $2::uuid", 2,
+		    p)) == NULL)
+			goto fail;
+		PQclear(res);
+	}
+	if ((res = db_exec(pg, &rc, err, errlen, q->parent ?
+	    "SELECT compacted_u, coalesce((SELECT max(seq) FROM hier_changes),"
+	    " 0) FROM hier_self" :
+	    "SELECT compacted_d, coalesce((SELECT max(seq) FROM hier_changes),"
+	    " 0) FROM hier_self", 0, NULL)) == NULL)
+		goto fail;
+	q->compacted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	q->top = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (db_commit(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	return DB_OK;
+ fail:
+	db_rollback(pg);
+	return rc;
+}
+
+void
+qh_read_free(struct qh_read *q)
+{
+	size_t	i;
+
+	if (q == NULL)
+		return;
+	for (i = 0; i < q->nrecs; i++)
+		free(q->recs[i]);
+	free(q->recs);
+	free(q);
+}
+
+int
+qh_read_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_read	*q = arg;
+	const char	*p[3];
+	char		 id[24], after[24], limit[16];
+	PGresult	*res;
+	size_t		 bytes = 0;
+	int		 rc, i, n;
+
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	snprintf(after, sizeof(after), "%llu", (unsigned long long)q->after);
+	snprintf(limit, sizeof(limit), "%d", q->limit);
+	p[0] = id;
+	p[1] = after;
+	p[2] = limit;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT seq, (extract(epoch FROM at) * 1000)::bigint, rec,"
+	    " full_batch FROM hier_read($1::bigint, $2::bigint, $3::int)", 3,
+	    p)) == NULL)
+		return rc;
+	n = PQntuples(res);
+	q->last = q->after;
+	q->more = 0;
+	if (n > 0 && (q->recs = calloc((size_t)n, sizeof(char *))) == NULL) {
+		PQclear(res);
+		snprintf(err, errlen, "out of memory");
+		return DB_ERR;
+	}
+	for (i = 0; i < n; i++) {
+		uint64_t seq = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+
+		if (PQgetisnull(res, i, 2)) {
+			/* The end: the highest sequence number read. */
+			q->last = seq;
+			q->more = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+			break;
+		}
+		if (q->nrecs > 0 && bytes + (size_t)PQgetlength(res, i, 2) >
+		    q->max_bytes) {
+			q->more = 1;
+			break;
+		}
+		if ((q->recs[q->nrecs] = strdup(PQgetvalue(res, i, 2))) ==
+		    NULL) {
+			PQclear(res);
+			snprintf(err, errlen, "out of memory");
+			return DB_ERR;
+		}
+		bytes += (size_t)PQgetlength(res, i, 2);
+		q->nrecs++;
+		q->last = seq;
+		if (!PQgetisnull(res, i, 1))
+			q->last_at_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+	}
+	PQclear(res);
+	return DB_OK;
+}
+
+void
+qh_snapshot_free(struct qh_snapshot *q)
+{
+	size_t	i;
+
+	if (q == NULL)
+		return;
+	for (i = 0; i < q->nchunks; i++)
+		free(q->chunks[i]);
+	free(q->chunks);
+	free(q);
+}
+
+int
+qh_snapshot_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_snapshot *q = arg;
+	const char	*p[2];
+	char		 id[24], chunk[16];
+	PGresult	*res;
+	int		 rc, i, n;
+
+	if ((res = db_exec(pg, &rc, err, errlen, "BEGIN ISOLATION LEVEL "
+	    "REPEATABLE READ READ ONLY", 0, NULL)) == NULL)
+		return rc;
+	PQclear(res);
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT coalesce(max(seq), 0) FROM hier_changes", 0,
+	    NULL)) == NULL)
+		goto fail;
+	q->seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	snprintf(chunk, sizeof(chunk), "%d", q->chunk);
+	p[0] = id;
+	p[1] = chunk;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT recs FROM hier_snapshot($1::bigint, $2::int)", 2,
+	    p)) == NULL)
+		goto fail;
+	n = PQntuples(res);
+	if (n > 0 && (q->chunks = calloc((size_t)n, sizeof(char *))) == NULL)
+		goto oom;
+	for (i = 0; i < n; i++) {
+		if ((q->chunks[i] = strdup(PQgetvalue(res, i, 0))) == NULL)
+			goto oom;
+		q->nchunks++;
+	}
+	PQclear(res);
+	if (db_commit(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	return DB_OK;
+ oom:
+	PQclear(res);
+	snprintf(err, errlen, "out of memory");
+	rc = DB_ERR;
+ fail:
+	db_rollback(pg);
+	return rc;
+}
+
+void
+qh_apply_free(struct qh_apply *q)
+{
+	if (q == NULL)
+		return;
+	free(q->recs);
+	free(q);
+}
+
+int
+qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_apply	*q = arg;
+	const char	*p[3];
+	char		 id[24], last[24];
+	PGresult	*res;
+	int		 rc;
+
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	p[0] = id;
+	switch (q->kind) {
+	case QH_SNAP_BEGIN:
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "SELECT hier_snap_begin($1::bigint)", 1, p)) == NULL)
+			return rc;
+		PQclear(res);
+		return DB_OK;
+	case QH_SNAP_END:
+		snprintf(last, sizeof(last), "%llu",
+		    (unsigned long long)q->seq);
+		p[1] = last;
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "SELECT hier_snap_end($1::bigint, $2::bigint)", 2,
+		    p)) == NULL)
+			return rc;
+		PQclear(res);
+		return DB_OK;
+	case QH_BATCH:
+	case QH_SNAP_CHUNK:
+		break;
+	}
+	if (q->kind == QH_BATCH)
+		snprintf(last, sizeof(last), "%llu",
+		    (unsigned long long)q->last);
+	p[1] = q->recs;
+	p[2] = q->kind == QH_BATCH ? last : NULL;
+	if (db_begin(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT hier_apply($1::bigint, $2::jsonb, $3::bigint)", 3,
+	    p)) == NULL) {
+		db_rollback(pg);
+		/* A statement that failed on what the peer sent. */
+		q->bad = rc == DB_ERR;
+		return rc;
+	}
+	q->n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (q->kind == QH_BATCH) {
+		char	lag[32];
+		const char *lp[2];
+
+		snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
+		lp[0] = id;
+		lp[1] = lag;
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "UPDATE hier_links SET lag_s = $2::float8"
+		    " WHERE id = $1::bigint AND lag_s <> $2::float8", 2,
+		    lp)) == NULL) {
+			db_rollback(pg);
+			return rc;
+		}
+		PQclear(res);
+	}
+	if (q->from_parent && q->n > 0) {
+		if ((res = db_exec(pg, &rc, err, errlen,
+		    "SELECT bool_or(e ->> 'k' = 'policy'),"
+		    " bool_or(e ->> 'k' = 'task')"
+		    " FROM jsonb_array_elements($1::jsonb) e", 1,
+		    p + 1)) == NULL) {
+			db_rollback(pg);
+			return rc;
+		}
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			q->kinds |= QH_K_POLICY;
+		if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+			q->kinds |= QH_K_TASK;
+		PQclear(res);
+	}
+	if (db_commit(pg, err, errlen) == -1)
+		return db_errclass(pg);
+	return DB_OK;
+}
+
+int
+qh_acked_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_acked	*q = arg;
+	const char	*p[3];
+	char		 id[24], acked[24], lag[32];
+	PGresult	*res;
+	int		 rc;
+
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	snprintf(acked, sizeof(acked), "%llu", (unsigned long long)q->acked);
+	snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
+	p[0] = id;
+	p[1] = acked;
+	p[2] = lag;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "UPDATE hier_links SET tx_acked = greatest(tx_acked, $2::bigint),"
+	    " lag_s = $3::float8, last_seen = now() WHERE id = $1::bigint", 3,
+	    p)) == NULL)
+		return rc;
+	PQclear(res);
+	return DB_OK;
+}
+
+int
+qh_tick_run(PGconn *pg, void *arg, char *err, size_t errlen)
+{
+	struct qh_tick	*q = arg;
+	const char	*p[2];
+	char		 age[16], limit[16];
+	PGresult	*res;
+	int		 rc;
+
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT hier_status_refresh()", 0, NULL)) == NULL)
+		return rc;
+	q->status_changed = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	snprintf(age, sizeof(age), "%d", q->max_age_s);
+	snprintf(limit, sizeof(limit), "%d", q->limit);
+	p[0] = age;
+	p[1] = limit;
+	if ((res = db_exec(pg, &rc, err, errlen,
+	    "SELECT hier_compact(make_interval(secs => $1::int), $2::int)", 2,
+	    p)) == NULL)
+		return rc;
+	q->compacted = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return DB_OK;
+}
