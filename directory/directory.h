@@ -28,5 +28,7 @@ struct canopyd;
 
 int	 directory_start(struct canopyd *, char *err, size_t errlen);
 void	 directory_stop(struct canopyd *);
+/* On the loop: pollers look for due sources now (after POST .../poll). */
+void	 directory_wake(struct canopyd *);
 
 #endif

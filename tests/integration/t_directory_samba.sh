@@ -1,0 +1,138 @@
+#!/bin/bash
+# Copyright (c) 2026 The Canopy Authors.  ISC licence: see LICENSE.
+#
+# A directory source against a real Samba AD DC in a network namespace of
+# this test's own (prefix cdir, 10.77.1.0/24): computers created with
+# samba-tool, a first (full) poll, then a change and a delete, and an
+# incremental poll by uSNChanged above the last highestCommittedUSN that
+# fetches only the change and sees the delete as a tombstone in the
+# Deleted Objects container.  Skips (77) only when Samba cannot be
+# provisioned or started here.
+set -eu
+. "$(dirname "$0")/lib.sh"
+
+need_bin canopyd
+command -v samba >/dev/null && command -v samba-tool >/dev/null ||
+    skip "samba / samba-tool are not installed"
+command -v ip >/dev/null || skip "ip (iproute2) is not installed"
+
+NS=cdir-$$-dc
+BR=cdir$$b
+VH=cdir$$h
+HOST_IP=10.77.1.1
+DC_IP=10.77.1.13
+SDIR=$TEST_DIR/samba
+SAMBA_PID=""
+ADMINPW='Canopy-Test-Pw1!'
+
+_samba_cleanup() {
+	set +e
+	[ -n "$SAMBA_PID" ] && kill -TERM "$SAMBA_PID" 2>/dev/null
+	ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+	[ -n "$SAMBA_PID" ] && wait "$SAMBA_PID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	ip link del "$VH" 2>/dev/null
+	ip link del "$BR" 2>/dev/null
+}
+trap '_samba_cleanup; _lib_cleanup' EXIT
+
+step "network namespace $NS ($DC_IP)"
+ip netns add "$NS" || skip "cannot create network namespaces here"
+ip link add "$BR" type bridge
+ip addr add "$HOST_IP/24" dev "$BR"
+ip link set "$BR" up
+ip link add "$VH" type veth peer name "${VH}n"
+ip link set "$VH" master "$BR" up
+ip link set "${VH}n" netns "$NS"
+ip netns exec "$NS" ip link set "${VH}n" name eth0
+ip netns exec "$NS" ip addr add "$DC_IP/24" dev eth0
+ip netns exec "$NS" ip link set eth0 up
+ip netns exec "$NS" ip link set lo up
+
+step "provisioning a Samba AD DC"
+mkdir -p "$SDIR"
+if ! ip netns exec "$NS" samba-tool domain provision --targetdir="$SDIR" \
+    --realm=CORP.EXAMPLE --domain=CORP --server-role=dc \
+    --dns-backend=SAMBA_INTERNAL --adminpass="$ADMINPW" --use-rfc2307 \
+    --host-ip="$DC_IP" --option="interfaces=lo eth0" \
+    --option="bind interfaces only=yes" >"$TEST_DIR/provision.log" 2>&1; then
+	tail -5 "$TEST_DIR/provision.log"
+	skip "Samba cannot be provisioned here (see provision.log)"
+fi
+sed -i "/^\[global\]/a\\
+	ldap server require strong auth = no\\
+	pid directory = $SDIR/run\\
+	ncalrpc dir = $SDIR/run/ncalrpc\\
+	winbindd socket directory = $SDIR/run/winbindd\\
+	ntp signd socket directory = $SDIR/run/ntp_signd" "$SDIR/etc/smb.conf"
+mkdir -p "$SDIR/run"
+ip netns exec "$NS" samba -s "$SDIR/etc/smb.conf" -F --no-process-group \
+    -M single >"$TEST_DIR/samba.log" 2>&1 &
+SAMBA_PID=$!
+samba_up() {
+	kill -0 "$SAMBA_PID" 2>/dev/null ||
+	    skip "Samba exited at start: $(tail -3 "$TEST_DIR/samba.log")"
+	ldapsearch -x -H "ldap://$DC_IP/" -b "" -s base \
+	    "(objectClass=*)" highestCommittedUSN >/dev/null 2>&1
+}
+wait_for "Samba answers LDAP on $DC_IP" 60 samba_up
+
+BIND="CN=Administrator,CN=Users,DC=corp,DC=example"
+st() { ip netns exec "$NS" samba-tool "$@" -H "ldap://$DC_IP" \
+    -U "Administrator%$ADMINPW" >>"$TEST_DIR/samba-tool.log" 2>&1 ||
+    fail "samba-tool $*: $(tail -3 "$TEST_DIR/samba-tool.log")"; }
+step "computers"
+st ou add "OU=Berlin,DC=corp,DC=example"
+for n in WS1 WS2 WS3; do
+	st computer create "$n" --computerou="OU=Berlin"
+done
+
+pg_start
+canopyd_start
+admin_create admin 'dir-samba-pw-1'
+api_login
+POLLS0=0
+polled() {
+	api GET "/api/v1/directory/sources/$ID" >/dev/null
+	[ "$(json .polls)" -gt "$POLLS0" ] && [ "$(json .state)" != polling ]
+}
+api POST /api/v1/directory/sources "{\"name\":\"samba\",\"flavor\":\"samba\",\"url\":\"ldap://$DC_IP/\",\"base_dn\":\"DC=corp,DC=example\",\"bind\":{\"method\":\"simple\",\"dn\":\"$BIND\",\"password\":\"$ADMINPW\"}}" >/dev/null
+assert_status 201 "create the Samba source"
+ID=$(json .id)
+wait_for "the first poll" 60 polled
+assert_eq ok "$(json .state)" "first poll: $(json .last_error)"
+assert_eq full "$(json .last_kind)" "kind"
+C0=$(json .counts.computers)
+[ "$C0" -ge 4 ] || fail "computers: $C0 (WS1-3 and the DC)"
+assert_ne 0 "$(json .counts.users)" "users (Administrator, krbtgt, Guest)"
+assert_ne 0 "$(json .counts.groups)" "groups"
+api GET "/api/v1/directory/objects?source=$ID&type=user&q=Administrator" >/dev/null
+assert_eq "Administrator@CORP.EXAMPLE" "$(json '.objects[0].principal')" "principal"
+assert_match "$(json '.objects[0].sid')" '^S-1-5-21-' "objectSid"
+api GET "/api/v1/directory/objects?source=$ID&type=computer&q=WS1" >/dev/null
+assert_match "$(json '.objects[0].guid')" '^[0-9a-f]{8}-' "objectGUID"
+assert_eq 1 "$(pg_sql "SELECT count(*) FROM devices WHERE name = 'WS1'")" "WS1 is a device"
+
+step "a change, a delete; an incremental poll"
+cat >"$TEST_DIR/mod.ldif" <<EOL
+dn: CN=WS1,OU=Berlin,DC=corp,DC=example
+changetype: modify
+replace: operatingSystem
+operatingSystem: Windows Server 2025
+EOL
+ldapmodify -x -H "ldap://$DC_IP/" -D "$BIND" -w "$ADMINPW" \
+    -f "$TEST_DIR/mod.ldif" >/dev/null || fail "ldapmodify"
+st computer delete WS2
+api GET "/api/v1/directory/sources/$ID" >/dev/null
+POLLS0=$(json .polls)
+api POST "/api/v1/directory/sources/$ID/poll" >/dev/null
+assert_status 202 "poll"
+wait_for "the incremental poll" 60 polled
+assert_eq ok "$(json .state)" "incremental: $(json .last_error)"
+assert_eq incremental "$(json .last_kind)" "kind"
+F=$(json .last_fetched)
+[ "$F" -ge 1 ] && [ "$F" -le 3 ] || fail "fetched $F entries: only the change"
+assert_eq 1 "$(json .counts.gone)" "WS2 is gone (tombstone)"
+assert_eq "Windows Server 2025" "$(pg_sql "SELECT os FROM devices WHERE name = 'WS1'")" "the change"
+assert_eq t "$(pg_sql "SELECT directory_gone FROM devices WHERE name = 'WS2'")" "WS2's device marked"
+canopyd_stop
