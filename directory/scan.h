@@ -27,5 +27,7 @@ struct canopyd;
 
 int	 scan_start(struct canopyd *, char *err, size_t errlen);
 void	 scan_stop(struct canopyd *);
+/* Looks for queued or due ranges now (after POST /ip-ranges/{id}/scan). */
+void	 scan_kick(struct canopyd *);
 
 #endif

@@ -49,8 +49,9 @@ static const char *const ev_severities[] = {
 	"info", "warning", "error", "critical", NULL
 };
 static const char *const mr_modes[] = { "once", "always", NULL };
+/* "network" and "ipscan" both name devices found by IP-range scans. */
 static const char *const mr_sources[] = {
-	"agent", "directory", "network", NULL
+	"agent", "directory", "network", "ipscan", NULL
 };
 
 static const struct api_field sr_create_schema[] = {
