@@ -33,7 +33,9 @@
 
 static const char login_usage[] =
     "canopyctl login [--server URL] [--ca FILE] [--user NAME] "
-    "[--password-stdin]";
+    "[--password | --password-stdin] [--totp CODE]\n"
+    "  (without --user or a password option: Kerberos from the "
+    "credential cache)";
 
 static volatile sig_atomic_t prompt_signo;
 
@@ -127,6 +129,54 @@ prompt_tty(const char *prompt, int echo, char *buf, size_t len)
 	return (rv);
 }
 
+/* Prints the login answer (never the token) and saves the session. */
+static int
+login_finish(struct ctl *ctl, struct ctl_reply *reply, const char *user)
+{
+	const char	*token;
+	char		 tbuf[64];
+
+	token = json_string_value(json_object_get(reply->body, "token"));
+	if (token == NULL || token[0] == '\0') {
+		ctl_warnx("the server's login answer has no token");
+		return (EXIT_ERR);
+	}
+	if (config_save(ctl, ctl->server, ctl->ca, user, token) == -1)
+		return (EXIT_ERR);
+	if (ctl->json) {
+		json_object_del(reply->body, "token");
+		out_json(reply->body);
+		return (EXIT_OK);
+	}
+	printf("Logged in to %s as %s by Kerberos", ctl->server,
+	    out_str(reply->body, "user", tbuf, sizeof(tbuf)));
+	if (json_is_string(json_object_get(reply->body, "vs")))
+		printf(" (virtual server %s)", json_string_value(
+		    json_object_get(reply->body, "vs")));
+	printf(".\n");
+	return (EXIT_OK);
+}
+
+/* Kerberos: the ticket from the credential cache (kinit), no password. */
+static int
+login_negotiate(struct ctl *ctl)
+{
+	struct ctl_reply reply;
+	char		 user[API_NAME_MAX + 1];
+	int		 rv;
+
+	ctl->token = NULL;
+	ctl->negotiate = 1;
+	if (http_call(ctl, "POST", API "/login", NULL, &reply) == -1)
+		return (EXIT_ERR);
+	snprintf(user, sizeof(user), "%s", json_string_value(
+	    json_object_get(reply.body, "user")) != NULL ?
+	    json_string_value(json_object_get(reply.body, "user")) : "");
+	rv = login_finish(ctl, &reply, user);
+	http_reply_free(&reply);
+	return (rv);
+}
+
 int
 cmd_login(struct ctl *ctl, int argc, char **argv)
 {
@@ -134,6 +184,8 @@ cmd_login(struct ctl *ctl, int argc, char **argv)
 		CTL_GLOBAL_LONGOPTS,
 		{ "user",		required_argument, NULL, 'u' },
 		{ "password-stdin",	no_argument,	   NULL, 'p' },
+		{ "password",		no_argument,	   NULL, 'P' },
+		{ "totp",		required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct ctl_reply reply;
@@ -142,7 +194,7 @@ cmd_login(struct ctl *ctl, int argc, char **argv)
 	char		 tbuf[64];
 	const char	*env, *token;
 	size_t		 i;
-	int		 c, from_stdin = 0, rv = EXIT_ERR;
+	int		 c, from_stdin = 0, ask = 0, rv = EXIT_ERR;
 
 	user[0] = '\0';
 	while ((c = getopt_long(argc, argv, "u:v", longopts, NULL)) != -1) {
@@ -156,6 +208,13 @@ cmd_login(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'p':
 			from_stdin = 1;
+			break;
+		case 'P':
+			ask = 1;
+			break;
+		case 'T':
+			ctl->totp = optarg;
+			ask = 1;
 			break;
 		case OPT_HELP:
 			printf("usage: %s\n", login_usage);
@@ -173,6 +232,11 @@ cmd_login(struct ctl *ctl, int argc, char **argv)
 		    argv[optind]));
 	if (ctl_resolve(ctl, 0) == -1)
 		return (EXIT_ERR);
+
+	/* Single sign-on unless a password is asked for. */
+	if (!ask && !from_stdin && user[0] == '\0' &&
+	    getenv("CANOPY_PASSWORD") == NULL)
+		return (login_negotiate(ctl));
 
 	if (user[0] == '\0') {
 		if ((env = getenv("CANOPY_USER")) != NULL && env[0] != '\0')

@@ -213,6 +213,26 @@ http_request(struct ctl *ctl, enum ctl_auth auth, const char *method,
 		curl_easy_setopt(curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(curl, CURLOPT_USERNAME, ctl->basic_user);
 		curl_easy_setopt(curl, CURLOPT_PASSWORD, ctl->basic_password);
+		/* The second factor of an account that has one. */
+		if (ctl->totp != NULL) {
+			if (asprintf(&authz, "X-Canopy-TOTP: %s",
+			    ctl->totp) == -1) {
+				authz = NULL;
+				goto oom;
+			}
+			if ((h = curl_slist_append(hdrs, authz)) == NULL)
+				goto oom;
+			hdrs = h;
+		}
+		break;
+	case CTL_AUTH_NEGOTIATE:
+		/*
+		 * SPNEGO from the credential cache (kinit): no password.
+		 * The empty user name makes libcurl use the cached ticket.
+		 */
+		curl_easy_setopt(curl, CURLOPT_HTTPAUTH,
+		    (long)CURLAUTH_NEGOTIATE);
+		curl_easy_setopt(curl, CURLOPT_USERPWD, ":");
 		break;
 	case CTL_AUTH_NONE:
 		break;
@@ -301,6 +321,8 @@ http_call(struct ctl *ctl, const char *method, const char *path,
 		auth = CTL_AUTH_BEARER;
 	else if (ctl->basic_user != NULL)
 		auth = CTL_AUTH_BASIC;
+	else if (ctl->negotiate)
+		auth = CTL_AUTH_NEGOTIATE;
 	else
 		auth = CTL_AUTH_NONE;
 	if (http_request(ctl, auth, method, path, body, reply) == -1)
@@ -311,6 +333,11 @@ http_call(struct ctl *ctl, const char *method, const char *path,
 	msg = http_error_message(reply);
 	if (reply->status == 401 && auth == CTL_AUTH_BEARER)
 		ctl_warnx("session expired or revoked: run canopyctl login");
+	else if (reply->status == 401 && auth == CTL_AUTH_NEGOTIATE)
+		ctl_warnx("Kerberos login to %s failed: %s (run kinit, or "
+		    "canopyctl login --password)", ctl->server, msg != NULL &&
+		    strncmp(msg, "credentials required", 20) != 0 ? msg :
+		    "no usable ticket in the credential cache");
 	else if (msg != NULL)
 		ctl_warnx("%s", msg);
 	else

@@ -17,6 +17,7 @@
 /* The modules' hooks, in one place (srv/modules.h). */
 #include <stddef.h>
 
+#include "api.h"
 #include "canopyd.h"
 #include "modules.h"
 #include "directory/directory.h"
@@ -39,6 +40,7 @@ modules_session_ready(struct canopyd *cd, const char *device_id, int vs_id)
 int
 modules_start(struct canopyd *cd, char *err, size_t errlen)
 {
+	api_auth_start(cd);
 	if (tasks_start(cd, err, errlen) == -1)
 		return -1;
 	if (rules_start(cd, err, errlen) == -1)

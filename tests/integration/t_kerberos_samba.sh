@@ -1,0 +1,130 @@
+#!/bin/bash
+# Copyright (c) 2026 The Canopy Authors.  ISC licence: see LICENSE.
+#
+# Kerberos SSO with a real Active Directory KDC: a Samba AD DC in a network
+# namespace of this test's own (prefix ckrb, 10.77.3.0/24); a service
+# account with the SPN HTTP/localhost, its keytab exported by samba-tool and
+# uploaded through PUT /auth/kerberos; a domain user's ticket (kinit against
+# the DC) logs in to the API with curl --negotiate and with canopyctl.
+# Skips (77) only when Samba cannot be provisioned or started here.
+set -eu
+. "$(dirname "$0")/lib.sh"
+. "$CANOPY_ROOT/tests/integration/lib_krb.sh"
+
+need_bin canopyd
+command -v samba >/dev/null && command -v samba-tool >/dev/null ||
+    skip "samba / samba-tool are not installed"
+command -v ip >/dev/null || skip "ip (iproute2) is not installed"
+
+NS=ckrb-$$-dc
+BR=ckrb$$b
+VH=ckrb$$h
+HOST_IP=10.77.3.1
+DC_IP=10.77.3.13
+SDIR=$TEST_DIR/samba
+SAMBA_PID=""
+ADMINPW='Canopy-Test-Pw1!'
+USERPW='Alice-Domain-Pw1!'
+
+_samba_cleanup() {
+	set +e
+	[ -n "$SAMBA_PID" ] && kill -TERM "$SAMBA_PID" 2>/dev/null
+	ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
+	[ -n "$SAMBA_PID" ] && wait "$SAMBA_PID" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+	ip link del "$VH" 2>/dev/null
+	ip link del "$BR" 2>/dev/null
+}
+trap '_samba_cleanup; _lib_cleanup' EXIT
+
+step "network namespace $NS ($DC_IP)"
+ip netns add "$NS" || skip "cannot create network namespaces here"
+ip link add "$BR" type bridge
+ip addr add "$HOST_IP/24" dev "$BR"
+ip link set "$BR" up
+ip link add "$VH" type veth peer name "${VH}n"
+ip link set "$VH" master "$BR" up
+ip link set "${VH}n" netns "$NS"
+ip netns exec "$NS" ip link set "${VH}n" name eth0
+ip netns exec "$NS" ip addr add "$DC_IP/24" dev eth0
+ip netns exec "$NS" ip link set eth0 up
+ip netns exec "$NS" ip link set lo up
+
+step "provisioning a Samba AD DC"
+mkdir -p "$SDIR"
+if ! ip netns exec "$NS" samba-tool domain provision --targetdir="$SDIR" \
+    --realm=CORP.EXAMPLE --domain=CORP --server-role=dc \
+    --dns-backend=SAMBA_INTERNAL --adminpass="$ADMINPW" --use-rfc2307 \
+    --host-ip="$DC_IP" --option="interfaces=lo eth0" \
+    --option="bind interfaces only=yes" >"$TEST_DIR/provision.log" 2>&1; then
+	tail -5 "$TEST_DIR/provision.log"
+	skip "Samba cannot be provisioned here (see provision.log)"
+fi
+sed -i "/^\[global\]/a\\
+	pid directory = $SDIR/run\\
+	ncalrpc dir = $SDIR/run/ncalrpc\\
+	winbindd socket directory = $SDIR/run/winbindd\\
+	ntp signd socket directory = $SDIR/run/ntp_signd" "$SDIR/etc/smb.conf"
+mkdir -p "$SDIR/run"
+ip netns exec "$NS" samba -s "$SDIR/etc/smb.conf" -F --no-process-group \
+    -M single >"$TEST_DIR/samba.log" 2>&1 &
+SAMBA_PID=$!
+kdc_up() {
+	kill -0 "$SAMBA_PID" 2>/dev/null ||
+	    skip "Samba exited at start: $(tail -3 "$TEST_DIR/samba.log")"
+	(exec 3<>"/dev/tcp/$DC_IP/88") 2>/dev/null
+}
+wait_for "the Samba KDC on $DC_IP:88" 60 kdc_up
+
+st() { ip netns exec "$NS" samba-tool "$@" -s "$SDIR/etc/smb.conf" \
+    >>"$TEST_DIR/samba-tool.log" 2>&1 ||
+    fail "samba-tool $*: $(tail -3 "$TEST_DIR/samba-tool.log")"; }
+step "a domain user, a service account with HTTP/localhost, its keytab"
+st user create alice "$USERPW"
+st user create canopy-http "Svc-$RANDOM-Pw1!" --random-password
+st spn add HTTP/localhost canopy-http
+st domain exportkeytab "$TEST_DIR/http.keytab" --principal=HTTP/localhost
+[ -s "$TEST_DIR/http.keytab" ] || fail "no keytab exported"
+
+# The client's krb5.conf: the DC is the realm's KDC.
+mkdir -p "$TEST_DIR/krb"
+KRB_DIR=$TEST_DIR/krb
+export KRB5_CONFIG=$KRB_DIR/krb5.conf
+export KRB5RCACHEDIR=$KRB_DIR
+cat >"$KRB5_CONFIG" <<EOC
+[libdefaults]
+	default_realm = CORP.EXAMPLE
+	dns_lookup_kdc = false
+	dns_lookup_realm = false
+	dns_canonicalize_hostname = false
+	rdns = false
+[realms]
+	CORP.EXAMPLE = {
+		kdc = $DC_IP:88
+	}
+EOC
+
+pg_start
+canopyd_start
+admin_create admin 'krb-samba-pw-1'
+"$CANOPY_BUILD/canopyd" -c "$CANOPYD_CONF" admin-add alice \
+    --principal alice@CORP.EXAMPLE --role auditor </dev/null \
+    >>"$TEST_DIR/admin-add.log" 2>&1 || fail "admin-add alice"
+body=$(jq -cn --arg k "$(base64 -w0 "$TEST_DIR/http.keytab")" '{keytab_b64: $k}')
+api PUT /api/v1/auth/kerberos "$body" >/dev/null
+assert_status 200 "upload the AD keytab"
+assert_contains "$(json '.principals | join(",")')" "HTTP/localhost@CORP.EXAMPLE"
+
+step "alice's domain ticket logs in"
+krb_kinit alice@CORP.EXAMPLE "$USERPW"
+krb_curl "$CANOPYD_URL/api/v1/whoami"
+[ "$KRB_STATUS" = 200 ] || fail "whoami with an AD ticket: $KRB_STATUS $KRB_BODY $(grep -i kerberos "$CANOPYD_LOG" | tail -n 3)"
+assert_eq alice@CORP.EXAMPLE "$(json .principal "$KRB_BODY")"
+assert_eq auditor "$(json '.roles[0].role' "$KRB_BODY")"
+assert_match "$(krb_header WWW-Authenticate)" '^Negotiate [A-Za-z0-9+/=]{20,}' \
+    "mutual-authentication token"
+out=$("$CANOPY_BUILD/canopyctl" --config-dir "$TEST_DIR/ctl-ad" login \
+    --server "$CANOPYD_URL" --ca "$CANOPYD_STATE/ca.pem" </dev/null 2>&1) ||
+    fail "canopyctl login with an AD ticket: $out"
+assert_contains "$out" "as alice"
+canopyd_stop
