@@ -29,7 +29,8 @@
 #define EXIT_USAGE	2
 
 /* How a request authenticates. */
-enum ctl_auth { CTL_AUTH_NONE, CTL_AUTH_BASIC, CTL_AUTH_BEARER };
+enum ctl_auth { CTL_AUTH_NONE, CTL_AUTH_BASIC, CTL_AUTH_BEARER,
+    CTL_AUTH_NEGOTIATE };
 
 /* One run of canopyctl: options, then what the config directory holds. */
 struct ctl {
@@ -53,6 +54,8 @@ struct ctl {
 	const char	*token;		/* saved_token if server matches */
 	const char	*basic_user;
 	const char	*basic_password;
+	int		 negotiate;	/* Kerberos from the credential cache */
+	const char	*totp;		/* X-Canopy-TOTP with a password */
 	int		 loaded;	/* config_load done */
 };
 
@@ -176,6 +179,7 @@ int	 cmd_vserver(struct ctl *, int, char **);
 
 /* cmd_server.c */
 int	 cmd_server(struct ctl *, int, char **);
+int	 cmd_report(struct ctl *, int, char **);
 
 /* cmd_directory.c */
 int	 cmd_directory(struct ctl *, int, char **);

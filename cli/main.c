@@ -56,6 +56,7 @@ static const char usage_text[] =
 "  moving-rule        list, create, delete moving rules\n"
 "  vserver            create, list, delete virtual servers\n"
 "  server             the server tree: tree, add-child, remove-child\n"
+"  report             status [--hierarchy]: device counts by status\n"
 "  directory          LDAP directory sources, polls and objects\n"
 "  ip-range           IP ranges and their scans\n"
 "  kerberos           the SSO keytab\n"
@@ -196,11 +197,9 @@ ctl_resolve(struct ctl *ctl, int need_token)
 		    "server's ca.pem)", ctl->server);
 		return (-1);
 	}
-	if (need_token && ctl->token == NULL) {
-		ctl_warnx("not logged in to %s: run canopyctl login",
-		    ctl->server);
-		return (-1);
-	}
+	/* No session: Kerberos from the credential cache, if any. */
+	if (need_token && ctl->token == NULL)
+		ctl->negotiate = 1;
 	return (0);
 }
 
@@ -249,6 +248,8 @@ static const struct {
 	{ "vservers",		cmd_vserver },
 	{ "server",		cmd_server },
 	{ "servers",		cmd_server },
+	{ "report",		cmd_report },
+	{ "reports",		cmd_report },
 	{ "directory",		cmd_directory },
 	{ "ip-range",		cmd_iprange },
 	{ "ip-ranges",		cmd_iprange },

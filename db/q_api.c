@@ -470,6 +470,108 @@ qa_device_json(PGresult *res, int i, const struct qa_devq *q)
 	return d;
 }
 
+/*
+ * GET /devices?hierarchy=1 in main: this server's devices and those
+ * mirrored from every server below (hier_devices), one keyset over both.
+ * A mirror's sort key is a uuid made of its global id, so the cursor
+ * stays (name, uuid).  A group filter or a scope takes the mirrors of the
+ * children placed in that subtree.
+ */
+static int
+qa_devices_list_hier(PGconn *conn, const struct qa_devq *q, json_t **devices,
+    char **next, char *err, size_t errlen)
+{
+	char		 vs[16], grp[24], lim[16];
+	const char	*p[9];
+	PGresult	*res;
+	json_t		*a, *d;
+	int		 rc, i, n;
+
+	snprintf(vs, sizeof(vs), "%d", q->vs_id);
+	snprintf(grp, sizeof(grp), "%" PRId64, q->group);
+	snprintf(lim, sizeof(lim), "%d", q->limit + 1);
+	p[0] = vs;
+	p[1] = q->group > 0 ? grp : NULL;
+	p[2] = q->recursive ? "t" : "f";
+	p[3] = q->scopes;
+	p[4] = q->status;
+	p[5] = q->like;
+	p[6] = q->after_name;
+	p[7] = q->after_id;
+	p[8] = lim;
+	if ((res = db_exec(conn, &rc, err, errlen,
+	    "WITH RECURSIVE " GROUP_PATHS ", " SCOPE_TREE("$4") ","
+	    " sel(id) AS ("
+	    "  SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint"
+	    "  UNION ALL"
+	    "  SELECT g.id FROM groups g JOIN sel ON g.parent = sel.id"
+	    "   WHERE $3::boolean AND g.vs_id = $1),"
+	    " loc AS (SELECT d.id AS k, d.id::text AS id, d.name, d.fqdn,"
+	    "  d.ip, d.mac, d.os, d.group_id, d.status, d.last_seen, d.source,"
+	    "  d.status_reasons, NULL::text AS server, NULL::text AS vs,"
+	    "  NULL::text AS hpath"
+	    "  FROM devices d"
+	    "  WHERE d.vs_id = $1"
+	    "  AND ($2::bigint IS NULL OR d.group_id IN (SELECT id FROM sel))"
+	    "  AND ($4::bigint[] IS NULL OR d.group_id IN (SELECT id FROM scope))"
+	    "  AND ($5::text IS NULL OR d.status = $5)"
+	    "  AND ($6::text IS NULL OR d.name ILIKE $6 OR d.fqdn ILIKE $6"
+	    "   OR d.os ILIKE $6 OR d.id::text ILIKE $6"
+	    "   OR EXISTS (SELECT 1 FROM unnest(d.ip || d.mac) x"
+	    "   WHERE x ILIKE $6))"
+	    "  AND ($7::text IS NULL OR (d.name >= $7"
+	    "   AND (d.name > $7 OR d.id > $8::uuid)))"
+	    "  ORDER BY d.name, d.id LIMIT $9::int),"
+	    " mir AS (SELECT md5(h.oid)::uuid AS k, h.oid AS id, h.name,"
+	    "  h.fqdn, h.ip, h.mac, h.os, NULL::bigint AS group_id, h.status,"
+	    "  h.last_seen, h.source, NULL::jsonb AS status_reasons,"
+	    "  coalesce(s.name, h.origin::text) AS server, h.vs,"
+	    "  h.group_path AS hpath"
+	    "  FROM hier_devices h JOIN hier_links l ON l.id = h.link_id"
+	    "  LEFT JOIN hier_servers s ON s.uuid = h.origin"
+	    "  WHERE ($2::bigint IS NULL OR l.group_id IN (SELECT id FROM sel))"
+	    "  AND ($4::bigint[] IS NULL OR l.group_id IN (SELECT id FROM scope))"
+	    "  AND ($5::text IS NULL OR h.status = $5)"
+	    "  AND ($6::text IS NULL OR h.name ILIKE $6 OR h.fqdn ILIKE $6"
+	    "   OR h.os ILIKE $6 OR h.oid ILIKE $6"
+	    "   OR EXISTS (SELECT 1 FROM unnest(h.ip || h.mac) x"
+	    "   WHERE x ILIKE $6))"
+	    "  AND ($7::text IS NULL OR (h.name >= $7"
+	    "   AND (h.name > $7 OR md5(h.oid)::uuid > $8::uuid)))"
+	    "  ORDER BY h.name, 1 LIMIT $9::int),"
+	    " page AS (SELECT * FROM loc UNION ALL SELECT * FROM mir"
+	    "  ORDER BY name, k LIMIT $9::int)"
+	    " SELECT d.id, d.name, d.fqdn, array_to_json(d.ip)::text,"
+	    " array_to_json(d.mac)::text, d.os, d.group_id,"
+	    " coalesce(gp.path, d.hpath), d.status, " TS("d.last_seen") ","
+	    " d.source, d.status_reasons::text AS status_reasons, d.server,"
+	    " d.vs, d.k"
+	    " FROM page d LEFT JOIN gp ON gp.id = d.group_id"
+	    " ORDER BY d.name, d.k", 9, p)) == NULL)
+		return rc;
+	a = json_array();
+	n = PQntuples(res);
+	for (i = 0; i < n && i < q->limit; i++) {
+		if ((d = qa_device_json(res, i, q)) == NULL)
+			continue;
+		/* A mirror: its owner, its virtual server, no group here. */
+		if (!PQgetisnull(res, i, 12)) {
+			json_object_set_new(d, "server",
+			    json_string(PQgetvalue(res, i, 12)));
+			json_object_set_new(d, "vs",
+			    json_string(PQgetvalue(res, i, 13)));
+			json_object_set_new(d, "group", json_null());
+		}
+		json_array_append_new(a, d);
+	}
+	if (n > q->limit && q->limit > 0)
+		*next = api_cursor_encode(PQgetvalue(res, q->limit - 1, 1),
+		    PQgetvalue(res, q->limit - 1, 14));
+	PQclear(res);
+	*devices = a;
+	return DB_OK;
+}
+
 int
 qa_devices_list(PGconn *conn, const struct qa_devq *q, json_t **devices,
     char **next, char *err, size_t errlen)
@@ -482,6 +584,9 @@ qa_devices_list(PGconn *conn, const struct qa_devq *q, json_t **devices,
 
 	*devices = NULL;
 	*next = NULL;
+	if (q->hierarchy)
+		return qa_devices_list_hier(conn, q, devices, next, err,
+		    errlen);
 	snprintf(vs, sizeof(vs), "%d", q->vs_id);
 	snprintf(grp, sizeof(grp), "%" PRId64, q->group);
 	snprintf(lim, sizeof(lim), "%d", q->limit + 1);

@@ -65,6 +65,11 @@ struct qa_devq {
 	const char	*after_name;	/* cursor, or NULL */
 	const char	*after_id;
 	int		 limit;
+	/*
+	 * With the devices mirrored from the servers below (hier_devices):
+	 * main only.  Their id is the global "<origin>/<id>".
+	 */
+	int		 hierarchy;
 };
 
 int	 qa_vs_by_name(PGconn *, const char *name, int *vs_id, char *err,

@@ -320,12 +320,20 @@ qp_lock_check(PGconn *conn, int vs_id, int64_t group, const char *product,
 	 */
 	if ((res = db_exec(conn, &rc, err, errlen,
 	    "SELECT k, e.eff -> $3 -> k ->> 'policy',"
-	    " e.eff -> $3 -> k ->> 'policy_id', e.eff -> $3 -> k ->> 'group'"
-	    " FROM canopy_policy_groups($1) e,"
+	    " e.eff -> $3 -> k ->> 'policy_id', e.eff -> $3 -> k ->> 'group',"
+	    " coalesce(e.eff -> $3 -> k ->> 'server', '')"
+	    /*
+	     * A root group of main inherits what came from the servers
+	     * above (010_tree_policies.sql): its "parent" is that merge.
+	     */
+	    " FROM (SELECT coalesce((SELECT x.eff"
+	    "  FROM canopy_policy_groups($1) x"
+	    "  WHERE x.group_id = (SELECT parent FROM groups"
+	    "  WHERE vs_id = $1 AND id = $2::bigint)),"
+	    "  CASE WHEN $1::int = 0 THEN canopy_hier_base()"
+	    "  ELSE '{}'::jsonb END) AS eff) e,"
 	    " jsonb_array_elements_text($4::jsonb) k"
-	    " WHERE e.group_id = (SELECT parent FROM groups"
-	    "  WHERE vs_id = $1 AND id = $2::bigint)"
-	    " AND coalesce((e.eff -> $3 -> k ->> 'locked')::boolean, false)"
+	    " WHERE coalesce((e.eff -> $3 -> k ->> 'locked')::boolean, false)"
 	    " ORDER BY k LIMIT 1", 4, p)) == NULL)
 		return rc;
 	if (PQntuples(res) > 0) {
@@ -334,6 +342,7 @@ qp_lock_check(PGconn *conn, int vs_id, int64_t group, const char *product,
 		strlcpy(lk->policy_id, PQgetvalue(res, 0, 2),
 		    sizeof(lk->policy_id));
 		strlcpy(lk->group, PQgetvalue(res, 0, 3), sizeof(lk->group));
+		strlcpy(lk->server, PQgetvalue(res, 0, 4), sizeof(lk->server));
 		rc = QP_LOCKED;
 	}
 	PQclear(res);
@@ -452,14 +461,16 @@ qp_effective_device(PGconn *conn, int vs_id, const char *device_id,
 	}
 	json_object_foreach(eff, k, e)
 		json_object_set_new(o, k, json_pack("{s:O,s:O,s:{s:O,s:O,s:O,"
-		    "s:O}}",
+		    "s:O,s:O?}}",
 		    "value", json_object_get(e, "value"),
 		    "locked", json_object_get(e, "locked"),
 		    "source",
 		    "group", json_object_get(e, "group"),
 		    "group_id", json_object_get(e, "group_id"),
 		    "policy", json_object_get(e, "policy"),
-		    "policy_id", json_object_get(e, "policy_id")));
+		    "policy_id", json_object_get(e, "policy_id"),
+		    /* Inherited from a server above (010); else the API's. */
+		    "server", json_object_get(e, "server")));
 	json_decref(eff);
 	*settings = o;
 	return DB_OK;
@@ -508,7 +519,9 @@ qp_delivery_subtree(PGconn *conn, int vs_id, int64_t group,
 	 */
 	if ((res = db_exec(conn, &rc, err, errlen,
 	    "WITH RECURSIVE sub(id) AS ("
-	    "  SELECT id FROM groups WHERE vs_id = $1 AND id = $2::bigint"
+	    /* Group 0: every root (policies from above reach them all). */
+	    "  SELECT id FROM groups WHERE vs_id = $1 AND (id = $2::bigint"
+	    "   OR ($2::bigint = 0 AND parent IS NULL))"
 	    "  UNION ALL"
 	    "  SELECT g.id FROM groups g JOIN sub ON g.parent = sub.id"
 	    "   WHERE g.vs_id = $1),"

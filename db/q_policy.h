@@ -59,6 +59,7 @@ struct qp_lock {
 	char	 policy[256];
 	char	 policy_id[24];
 	char	 group[4096];
+	char	 server[256];	/* the owner, when it came from above; else "" */
 };
 
 /* One policy as the API shows it; *group its group id. */
@@ -115,7 +116,8 @@ struct qp_delivery {
 };
 /*
  * Every group in group's subtree and their devices whose acknowledged
- * policy differs from it.
+ * policy differs from it.  Group 0: every group of the virtual server
+ * (after policies from the servers above changed, 010_tree_policies.sql).
  */
 int	 qp_delivery_subtree(PGconn *, int vs_id, int64_t group,
 	    struct qp_delivery *, char *err, size_t errlen);

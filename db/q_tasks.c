@@ -487,6 +487,47 @@ qt_task_get(PGconn *conn, int vs_id, const char *scopes, const char *id,
 		json_array_append_new(results, r);
 	}
 	PQclear(res);
+	/*
+	 * Main's tasks also run on the servers below (issue 4): their
+	 * results come back up as mirrors keyed by this server's task.
+	 * Only for main's callers with an unrestricted scope: the scopes are
+	 * groups here, the devices are not.
+	 */
+	if (vs_id == 0 && scopes == NULL) {
+		if ((res = db_exec(conn, &rc, err, errlen,
+		    "SELECT r.oid, r.device_oid, r.device_name, r.state,"
+		    " " TS("r.finished") ", r.exit_code, r.output,"
+		    " coalesce(s.name, r.origin::text)"
+		    " FROM hier_task_results r LEFT JOIN hier_servers s"
+		    "  ON s.uuid = r.origin"
+		    " WHERE r.task_oid = hier_me() || '/' || $1"
+		    " ORDER BY r.device_name, r.oid", 1, &id)) == NULL) {
+			json_decref(results);
+			json_decref(t);
+			return rc;
+		}
+		for (i = 0; i < PQntuples(res); i++) {
+			r = json_pack("{s:s,s:s,s:s?,s:s,s:o,s:s}",
+			    "run", PQgetvalue(res, i, 0),
+			    "device", PQgetvalue(res, i, 1),
+			    "device_name", PQgetisnull(res, i, 2) ? NULL :
+			    PQgetvalue(res, i, 2),
+			    "state", PQgetvalue(res, i, 3),
+			    "finished", qt_jstr(res, i, 4),
+			    "server", PQgetvalue(res, i, 7));
+			if (r == NULL)
+				continue;
+			if (!PQgetisnull(res, i, 5))
+				json_object_set_new(r, "exit_code",
+				    json_integer(strtoll(PQgetvalue(res, i, 5),
+				    NULL, 10)));
+			if (!PQgetisnull(res, i, 6))
+				json_object_set_new(r, "output",
+				    json_string(PQgetvalue(res, i, 6)));
+			json_array_append_new(results, r);
+		}
+		PQclear(res);
+	}
 	json_object_set_new(t, "results", results);
 	*out = t;
 	return DB_OK;

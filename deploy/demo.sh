@@ -1,19 +1,29 @@
 #!/bin/bash
 # Copyright (c) 2026 The Canopy Authors.  ISC licence: see LICENSE.
 #
-# deploy/demo.sh start|stop|status: a whole Canopy on this machine, under
-# ./var (make demo, make demo-stop):
+# deploy/demo.sh start|stop|status: a whole Canopy server tree on this
+# machine, under ./var (make demo, make demo-stop):
+#
+#   demo                the primary server: canopyd on the default ports
+#   |-- branch-a        13000 (agents) and 13299 (API), both on loopback
+#   `-- branch-b        only, with three agents and a virtual server "shop"
+#       `-- branch-b1   (two agents of its own); each secondary has two
+#                       agents.  Secondary N listens on 13000+10N (agents)
+#                       and 13299+10N (API) and joined its parent with a
+#                       token from POST /servers/children (canopyctl server
+#                       add-child), with the parent/parent-token/parent-ca
+#                       lines in its configuration.
 #
 #   ./var/pg          a private PostgreSQL 15 on 127.0.0.1:15432 (durable
-#                     settings: fsync and synchronous commit on)
+#                     settings: fsync and synchronous commit on), one
+#                     database per server (canopy, canopy_branch_a, ...)
 #   ./var/canopyd.conf, ./var/state
-#                     canopyd on the default ports 13000 (agents) and 13299
-#                     (API), both on loopback only
+#                     the primary's configuration and state;
+#                     ./var/servers/NAME/ the same for each secondary
 #   ./var/admin-password
-#                     the password of the first administrator, "admin"
-#   ./var/agents/agentN
-#                     three real canopy-agent processes, enrolled with a
-#                     token made through the API
+#                     the password of the administrator "admin" of every
+#                     server
+#   ./var/agents/     the agents' state (agentN: the primary's)
 #   ./var/log, ./var/run
 #                     logs and pidfiles
 #
@@ -27,26 +37,25 @@ cd "$ROOT"
 
 BUILD=${BUILD:-build}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-NAGENTS=3
 # The defaults are the real ones; the variables let a test run beside them.
 PG_PORT=${CANOPY_DEMO_PG_PORT:-15432}
-AGENT_PORT=${CANOPY_DEMO_AGENT_PORT:-13000}
-API_PORT=${CANOPY_DEMO_API_PORT:-13299}
-API_URL=https://localhost:$API_PORT
+AGENT_PORT0=${CANOPY_DEMO_AGENT_PORT:-13000}
+API_PORT0=${CANOPY_DEMO_API_PORT:-13299}
+
+# The tree: names, parents (by index), agents of each; the virtual server.
+SERVERS=(demo branch-a branch-b branch-b1)
+PARENTS=("" 0 0 2)
+SRV_AGENTS=(3 2 2 2)
+VSERVER=shop
+VS_AGENTS=2
 
 VAR=$ROOT/var
 PGDATA=$VAR/pg/data
-CONF=$VAR/canopyd.conf
-STATE=$VAR/state
-CA=$STATE/ca.pem
 RUN=$VAR/run
 LOGDIR=$VAR/log
-CANOPYD_PID=$RUN/canopyd.pid
-CANOPYD_LOG=$LOGDIR/canopyd.log
 ADMIN_USER="admin"
 ADMIN_PW=$VAR/admin-password
 DB_PW=$VAR/db-password
-CTL_DIR=$VAR/canopyctl		# canopyctl's own session, not the user's
 CANOPYD=$ROOT/$BUILD/canopyd
 AGENT=$ROOT/$BUILD/canopy-agent
 CTL=$ROOT/$BUILD/canopyctl
@@ -55,10 +64,56 @@ CTL=$ROOT/$BUILD/canopyctl
 T_PG=60
 T_HEALTH=60
 T_DEVICES=90
+T_TREE=30
 T_STOP=30
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+
+# Points the per-server variables at server $1 (an index into SERVERS).
+# The primary keeps the paths of the single-server demo.
+use_server() {
+	SI=$1
+	NAME=${SERVERS[$SI]}
+	AGENT_PORT=$((AGENT_PORT0 + 10 * SI))
+	API_PORT=$((API_PORT0 + 10 * SI))
+	API_URL=https://localhost:$API_PORT
+	if [ "$SI" = 0 ]; then
+		SDIR=$VAR
+		DBNAME=canopy
+		CANOPYD_PID=$RUN/canopyd.pid
+		CANOPYD_LOG=$LOGDIR/canopyd.log
+		CTL_DIR=$VAR/canopyctl	# canopyctl's own session, not the user's
+	else
+		SDIR=$VAR/servers/$NAME
+		DBNAME=canopy_${NAME//-/_}
+		CANOPYD_PID=$RUN/canopyd-$NAME.pid
+		CANOPYD_LOG=$LOGDIR/canopyd-$NAME.log
+		CTL_DIR=$SDIR/canopyctl
+	fi
+	CONF=$SDIR/canopyd.conf
+	STATE=$SDIR/state
+	CA=$STATE/ca.pem
+	PARENT=${PARENTS[$SI]}
+	use_agents "" "${SRV_AGENTS[$SI]}"
+}
+
+# The agent set of the current server: in virtual server $1 ("" for main),
+# $2 of them.
+use_agents() {
+	AG_VS=$1
+	NAGENTS=$2
+	if [ -n "$AG_VS" ]; then
+		AG_TAG=$AG_VS-agent
+		AG_NAME=$AG_VS-agent
+	elif [ "$SI" = 0 ]; then
+		AG_TAG=agent
+		AG_NAME=demo-agent
+	else
+		AG_TAG=$NAME-agent
+		AG_NAME=$NAME-agent
+	fi
+}
 
 # --- helpers ---------------------------------------------------------------
 
@@ -139,6 +194,15 @@ healthy() {
 
 ctl() {
 	"$CTL" --config-dir "$CTL_DIR" "$@"
+}
+
+# canopyctl in the current agent set's virtual server.
+ctl_vs() {
+	if [ -n "$AG_VS" ]; then
+		ctl --vs "$AG_VS" "$@"
+	else
+		ctl "$@"
+	fi
 }
 
 port_busy() {
@@ -253,10 +317,15 @@ pg_start() {
 	pg_psql -d postgres -c "ALTER ROLE canopy PASSWORD '$pw'"
 	# An ordinary role: row-level security does not hold for superusers.
 	pg_psql -d postgres -c "ALTER ROLE canopy NOSUPERUSER NOBYPASSRLS"
-	if [ -z "$(pg_psql -d postgres -At -c \
-	    "SELECT 1 FROM pg_database WHERE datname = 'canopy'")" ]; then
-		pg_psql -d postgres -c "CREATE DATABASE canopy OWNER canopy"
-	fi
+	local i db
+	for i in "${!SERVERS[@]}"; do
+		db=canopy
+		[ "$i" = 0 ] || db=canopy_${SERVERS[$i]//-/_}
+		if [ -z "$(pg_psql -d postgres -At -c \
+		    "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+			pg_psql -d postgres -c "CREATE DATABASE $db OWNER canopy"
+		fi
+	done
 }
 
 pg_stop() {
@@ -273,19 +342,53 @@ write_conf() {
 	local pw tmp
 	pw=$(cat "$DB_PW")
 	tmp=$CONF.tmp
-	(umask 077; cat >"$tmp" <<EOF
+	mkdir -p "$SDIR"
+	(umask 077; {
+		cat <<EOF
 # canopyd configuration of the demo (written by deploy/demo.sh; see
 # deploy/canopyd.conf.example for every keyword).
-server-name "demo"
+server-name "$NAME"
 listen agents 127.0.0.1:$AGENT_PORT
 listen api 127.0.0.1:$API_PORT
-database "host=127.0.0.1 port=$PG_PORT dbname=canopy user=canopy password=$pw"
+database "host=127.0.0.1 port=$PG_PORT dbname=$DBNAME user=canopy password=$pw"
 state-dir "$STATE"
 log stderr
 log-level info
 EOF
-	)
+		# A secondary: how it reaches its parent (join_parent).
+		if [ -n "$PARENT" ]; then
+			cat "$SDIR/parent.conf"
+		fi
+	} >"$tmp")
 	mv -f "$tmp" "$CONF"
+}
+
+# A secondary joins its parent once: a child link and a one-time token made
+# on the parent (canopyctl server add-child), kept in ./var/servers/NAME/
+# parent.conf.  A lost parent.conf makes a new link (the old one removed).
+join_parent() {
+	local me=$SI out token pport
+	[ -n "$PARENT" ] || return 0
+	[ -s "$SDIR/parent.conf" ] && return 0
+	mkdir -p "$SDIR"
+	use_server "$PARENT"
+	say "registering ${SERVERS[$me]} as a child of $NAME"
+	ctl server remove-child "${SERVERS[$me]}" >/dev/null 2>&1 || true
+	out=$(ctl --json server add-child "${SERVERS[$me]}") ||
+	    die "canopyctl server add-child ${SERVERS[$me]} on $NAME failed"
+	token=$(printf '%s' "$out" | jq -r .token)
+	[ -n "$token" ] && [ "$token" != null ] ||
+	    die "no token in the API's answer: $out"
+	pport=$AGENT_PORT
+	use_server "$me"
+	printf '%s\n' "$out" | jq -r .ca_pem >"$SDIR/parent-ca.pem"
+	(umask 077; cat >"$SDIR/parent.conf.tmp" <<EOF
+parent 127.0.0.1:$pport
+parent-token "$token"
+parent-ca $SDIR/parent-ca.pem
+EOF
+	)
+	mv -f "$SDIR/parent.conf.tmp" "$SDIR/parent.conf"
 }
 
 canopyd_start() {
@@ -309,7 +412,7 @@ canopyd_start() {
 			cat "$LOGDIR/canopyd-check.log" >&2
 			die "canopyd refuses $CONF"
 		fi
-		say "starting canopyd (log: var/log/canopyd.log)"
+		say "starting canopyd $NAME (log: ${CANOPYD_LOG#"$ROOT"/})"
 		# setsid: the server outlives the terminal that ran make demo.
 		setsid "$CANOPYD" -c "$CONF" -p "$CANOPYD_PID" \
 		    </dev/null >>"$CANOPYD_LOG" 2>&1 &
@@ -327,28 +430,35 @@ canopyd_start() {
 	if kill -0 "$spid" 2>/dev/null; then
 		say "stopping the unhealthy canopyd (pid $spid)"
 		kill -TERM "$spid" 2>/dev/null || true
-		die "canopyd did not become healthy within $T_HEALTH s" \
-		    "(GET $API_URL/healthz): see var/log/canopyd.log"
+		die "canopyd $NAME did not become healthy within" \
+		    "$T_HEALTH s (GET $API_URL/healthz): see $CANOPYD_LOG"
 	fi
-	die "canopyd exited: see var/log/canopyd.log"
+	die "canopyd $NAME exited: see $CANOPYD_LOG"
 }
 
 admin_create() {
-	local pw tmp
-	[ -s "$ADMIN_PW" ] && return 0
-	say "creating the administrator '$ADMIN_USER'"
-	tmp=$ADMIN_PW.tmp
-	(umask 077; random_secret >"$tmp")
-	if ! "$CANOPYD" -c "$CONF" admin-add "$ADMIN_USER" <"$tmp" \
+	local tmp
+	# The primary of a single-server demo made before had no marker.
+	if [ "$SI" = 0 ] && [ -s "$ADMIN_PW" ] && [ ! -e "$SDIR/.admin-created" ]
+	then
+		: >"$SDIR/.admin-created"
+	fi
+	[ -s "$ADMIN_PW" ] && [ -e "$SDIR/.admin-created" ] && return 0
+	say "creating the administrator '$ADMIN_USER' of $NAME"
+	if [ ! -s "$ADMIN_PW" ]; then
+		tmp=$ADMIN_PW.tmp
+		(umask 077; random_secret >"$tmp")
+		mv -f "$tmp" "$ADMIN_PW"
+		chmod 0600 "$ADMIN_PW"
+	fi
+	if ! "$CANOPYD" -c "$CONF" admin-add "$ADMIN_USER" <"$ADMIN_PW" \
 	    >"$LOGDIR/admin-add.log" 2>&1; then
 		cat "$LOGDIR/admin-add.log" >&2
-		rm -f "$tmp"
-		die "canopyd admin-add failed (if '$ADMIN_USER' exists but" \
-		    "./var/admin-password was lost, remove ./var and start" \
-		    "afresh)"
+		die "canopyd admin-add on $NAME failed (if '$ADMIN_USER'" \
+		    "exists but ./var/admin-password was lost, remove ./var" \
+		    "and start afresh)"
 	fi
-	mv -f "$tmp" "$ADMIN_PW"
-	chmod 0600 "$ADMIN_PW"
+	: >"$SDIR/.admin-created"
 	rm -f "$CTL_DIR/config.json"
 }
 
@@ -359,13 +469,14 @@ ctl_login() {
 	fi
 	ctl login --server "$API_URL" --ca "$CA" --user "$ADMIN_USER" \
 	    --password-stdin <"$ADMIN_PW" >/dev/null ||
-	    die "canopyctl login as $ADMIN_USER failed"
+	    die "canopyctl login as $ADMIN_USER on $NAME failed"
 }
 
 # --- agents -----------------------------------------------------------------
 
-agent_dir() { echo "$VAR/agents/agent$1"; }
-agent_pid() { echo "$RUN/agent$1.pid"; }
+agent_dir() { echo "$VAR/agents/$AG_TAG$1"; }
+agent_pid() { echo "$RUN/$AG_TAG$1.pid"; }
+agent_log() { echo "$LOGDIR/$AG_TAG$1.log"; }
 
 agent_enrolled() {
 	local d
@@ -381,7 +492,7 @@ agents_start() {
 		agent_enrolled "$n" || need=$((need + 1))
 	done
 	if [ "$need" -gt 0 ]; then
-		out=$(ctl --json enroll-token create --uses "$need" \
+		out=$(ctl_vs --json enroll-token create --uses "$need" \
 		    --ttl 3600) || die "cannot create an enrolment token"
 		token=$(printf '%s' "$out" | jq -r .token)
 		if [ -z "$token" ] || [ "$token" = null ]; then
@@ -399,20 +510,20 @@ agents_start() {
 			rm -rf "$d"
 			mkdir -p "$d"
 			chmod 0700 "$d"
-			say "enrolling agent$n"
+			say "enrolling $AG_TAG$n"
 			if ! "$AGENT" enroll --server "127.0.0.1:$AGENT_PORT" \
 			    --ca "$CA" --token "$token" --state-dir "$d" \
-			    --name "demo-agent$n" \
-			    >>"$LOGDIR/agent$n.log" 2>&1 </dev/null; then
-				tail -n 5 "$LOGDIR/agent$n.log" >&2
-				die "agent$n could not enrol: see" \
-				    "var/log/agent$n.log"
+			    --name "$AG_NAME$n" \
+			    >>"$(agent_log "$n")" 2>&1 </dev/null; then
+				tail -n 5 "$(agent_log "$n")" >&2
+				die "$AG_TAG$n could not enrol: see" \
+				    "$(agent_log "$n")"
 			fi
 		fi
-		say "starting agent$n"
+		say "starting $AG_TAG$n"
 		setsid "$AGENT" run -v --state-dir "$d" \
 		    --pidfile "$(agent_pid "$n")" \
-		    </dev/null >>"$LOGDIR/agent$n.log" 2>&1 &
+		    </dev/null >>"$(agent_log "$n")" 2>&1 &
 		echo $! >"$(agent_pid "$n")"
 	done
 }
@@ -421,7 +532,7 @@ agents_stop() {
 	local n
 	for ((n = 1; n <= NAGENTS; n++)); do
 		if pid_alive "$(agent_pid "$n")" "$AGENT"; then
-			say "stopping agent$n"
+			say "stopping $AG_TAG$n"
 		fi
 		stop_pidfile "$(agent_pid "$n")" "$AGENT" 10
 	done
@@ -441,53 +552,102 @@ wait_devices() {
 	local i k n=0 ids
 	ids=$(agent_ids)
 	for ((i = 0; i < T_DEVICES * 4; i++)); do
-		n=$(ctl --json device list --all 2>/dev/null |
+		n=$(ctl_vs --json device list --all 2>/dev/null |
 		    jq --argjson ids "$ids" \
 		    '[.devices[] | select(.id as $d | $ids | index($d))] |
 		    length' 2>/dev/null) || n=0
 		[ "${n:-0}" -ge "$NAGENTS" ] && return 0
 		for ((k = 1; k <= NAGENTS; k++)); do
 			pid_alive "$(agent_pid "$k")" "$AGENT" ||
-			    die "agent$k exited: see var/log/agent$k.log"
+			    die "$AG_TAG$k exited: see $(agent_log "$k")"
 		done
 		sleep 0.25
 	done
-	die "only ${n:-0} of $NAGENTS devices appeared within $T_DEVICES s:" \
-	    "see var/log/canopyd.log and var/log/agent*.log"
+	die "only ${n:-0} of $NAGENTS devices of $NAME${AG_VS:+/$AG_VS}" \
+	    "appeared within $T_DEVICES s: see $CANOPYD_LOG and" \
+	    "var/log/$AG_TAG*.log"
 }
 
 # --- commands ---------------------------------------------------------------
 
 print_status() {
+	local i
+	use_server 0
 	cat <<EOF
 
-Canopy demo is running.
+Canopy demo is running: a primary, its secondaries and a virtual server.
 
-  API:              $API_URL     (agents connect to 127.0.0.1:$AGENT_PORT)
-  administrator:    $ADMIN_USER, password in ./var/admin-password
-  CA certificate:   ./var/state/ca.pem
-  configuration:    ./var/canopyd.conf
-  logs:             ./var/log/  (canopyd.log, agent1.log, ...)
-  PostgreSQL:       127.0.0.1:$PG_PORT, database canopy (data in ./var/pg)
+  primary "demo":    API $API_URL (agents connect to 127.0.0.1:$AGENT_PORT)
+EOF
+	for i in "${!SERVERS[@]}"; do
+		[ "$i" = 0 ] && continue
+		use_server "$i"
+		printf '  %-18s API %s, child of %s (config: %s)\n' \
+		    "\"$NAME\":" "$API_URL" "${SERVERS[$PARENT]}" \
+		    "${CONF#"$ROOT"/}"
+	done
+	use_server 0
+	cat <<EOF
+  virtual server:    "$VSERVER" on the primary (canopyctl --vs $VSERVER ...)
+  administrator:     $ADMIN_USER on every server, password in ./var/admin-password
+  CA certificate:    ./var/state/ca.pem (the primary's)
+  logs:              ./var/log/  (canopyd.log, canopyd-branch-a.log, agent1.log, ...)
+  PostgreSQL:        127.0.0.1:$PG_PORT, databases canopy, canopy_branch_a, ...
 
 Use canopyctl:
 
   ./$BUILD/canopyctl login --server $API_URL --ca ./var/state/ca.pem --user $ADMIN_USER
-  ./$BUILD/canopyctl device list
-  ./$BUILD/canopyctl device show ID
+  ./$BUILD/canopyctl server tree
+  ./$BUILD/canopyctl device list --hierarchy
+  ./$BUILD/canopyctl report status --hierarchy
 
   (password: cat ./var/admin-password; or
    ./$BUILD/canopyctl login ... --password-stdin < ./var/admin-password)
 
 Stop with 'make demo-stop' (data stays in ./var; 'rm -rf ./var' starts afresh).
 
-\$ canopyctl device list
+\$ canopyctl server tree
 EOF
-	ctl device list --all || true
+	ctl server tree || true
+}
+
+# The secondaries' devices reach the primary through the links: wait a
+# little for them, but show the tree in any case.
+wait_tree() {
+	local i want=0 n=0
+	for i in "${SRV_AGENTS[@]}"; do
+		want=$((want + i))
+	done
+	use_server 0
+	for ((i = 0; i < T_TREE * 4; i++)); do
+		n=$(ctl --json device list --all --hierarchy 2>/dev/null |
+		    jq '.devices | length' 2>/dev/null) || n=0
+		# Every link of the tree up, as the primary sees it.
+		if [ "${n:-0}" -ge "$want" ] && ctl --json server tree \
+		    2>/dev/null | jq -e '[.. | objects | select(has("children")
+		    and has("state")) | .state] | all(. == "connected")' \
+		    >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.25
+	done
+	say "the primary shows ${n:-0} of the $want devices of the tree" \
+	    "so far (the links may still be catching up)"
+}
+
+vserver_create() {
+	use_server 0
+	if ! ctl --json vserver list 2>/dev/null |
+	    jq -e --arg v "$VSERVER" '.vservers[] | select(.name == $v)' \
+	    >/dev/null 2>&1; then
+		say "creating the virtual server $VSERVER"
+		ctl vserver create "$VSERVER" >/dev/null ||
+		    die "canopyctl vserver create $VSERVER failed"
+	fi
 }
 
 cmd_start() {
-	local b
+	local b i
 	for b in "$CANOPYD" "$AGENT" "$CTL"; do
 		[ -x "$b" ] || die "$b is missing: run make first"
 	done
@@ -497,28 +657,57 @@ cmd_start() {
 	done
 	[ -x "$PGBIN/initdb" ] ||
 	    die "PostgreSQL 15 is not in $PGBIN: run deploy/install-deps.sh"
-	mkdir -p "$VAR" "$RUN" "$LOGDIR" "$VAR/agents" "$VAR/pg"
+	mkdir -p "$VAR" "$RUN" "$LOGDIR" "$VAR/agents" "$VAR/pg" "$VAR/servers"
 	chmod 0755 "$VAR"	# postgres must get through to ./var/pg
-	chmod 0700 "$VAR/agents"
+	chmod 0700 "$VAR/agents" "$VAR/servers"
 
 	pg_start
-	canopyd_start
-	admin_create
-	ctl_login
-	agents_start
-	wait_devices
+	# Parents first: a child registers with a token made on its parent.
+	for i in "${!SERVERS[@]}"; do
+		use_server "$i"
+		join_parent
+		canopyd_start
+		admin_create
+		ctl_login
+		agents_start
+		if [ "$i" = 0 ]; then
+			vserver_create
+			use_agents "$VSERVER" "$VS_AGENTS"
+			agents_start
+		fi
+	done
+	for i in "${!SERVERS[@]}"; do
+		use_server "$i"
+		wait_devices
+		if [ "$i" = 0 ]; then
+			use_agents "$VSERVER" "$VS_AGENTS"
+			wait_devices
+		fi
+	done
+	wait_tree
 	print_status
 }
 
 cmd_stop() {
-	agents_stop
-	if pid_alive "$CANOPYD_PID" "$CANOPYD"; then
-		say "stopping canopyd"
-	fi
-	stop_pidfile "$CANOPYD_PID" "$CANOPYD" "$T_STOP"
+	local i
+	# Children first, so that no parent sees its children go one by one.
+	for ((i = ${#SERVERS[@]} - 1; i >= 0; i--)); do
+		use_server "$i"
+		agents_stop
+		if [ "$i" = 0 ]; then
+			use_agents "$VSERVER" "$VS_AGENTS"
+			agents_stop
+		fi
+		if pid_alive "$CANOPYD_PID" "$CANOPYD"; then
+			say "stopping canopyd $NAME"
+		fi
+		stop_pidfile "$CANOPYD_PID" "$CANOPYD" "$T_STOP"
+	done
 	pg_stop
 	say "stopped; the data stays in ./var"
 }
+
+use_server 0
 
 case ${1:-} in
 start)	cmd_start ;;

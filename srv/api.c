@@ -15,7 +15,11 @@
  */
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -152,6 +156,11 @@ api_req_free(struct api_req *ar)
 		free(ar->query);
 	}
 	free(ar->body_text);
+	free(ar->negotiate_out);
+	if (ar->totp != NULL) {
+		explicit_bzero(ar->totp, strlen(ar->totp));
+		free(ar->totp);
+	}
 	free(ar);
 }
 
@@ -309,6 +318,16 @@ api_job_done(int rc, const char *err, void *arg)
 	if (ar->rt != NULL && ar->rt->after != NULL && ar->status >= 200 &&
 	    ar->status < 300)
 		ar->rt->after(ar);
+	/* Kerberos mutual authentication: the acceptor's answer token. */
+	if (ar->negotiate_out != NULL && ar->status < 400) {
+		char	*h;
+
+		if (asprintf(&h, "Negotiate %s", ar->negotiate_out) != -1) {
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+			    "WWW-Authenticate", h);
+			free(h);
+		}
+	}
 	if (ar->route == API_R_METRICS && ar->status == 200 && ar->api) {
 		api_send_metrics(req, ar->api);
 	} else {
@@ -561,10 +580,14 @@ api_prepare(struct api_req *ar, struct evhttp_request *req, const char *query)
 			else
 				ar->recursive = b;
 		}
-		/* Accepted now; there are no child servers yet. */
-		if ((v = evhttp_find_header(&params, "hierarchy")) != NULL &&
-		    api_param_bool("hierarchy", v, &b, msg, sizeof(msg)) == -1)
-			api_prefail(ar, 400, "bad_request", msg);
+		/* The devices of the servers below, from the mirrors. */
+		if ((v = evhttp_find_header(&params, "hierarchy")) != NULL) {
+			if (api_param_bool("hierarchy", v, &b, msg,
+			    sizeof(msg)) == -1)
+				api_prefail(ar, 400, "bad_request", msg);
+			else
+				ar->hierarchy = b;
+		}
 		if ((v = evhttp_find_header(&params, "status")) != NULL &&
 		    *v != '\0') {
 			if (api_param_enum("status", v, api_status_enum, msg,
@@ -731,15 +754,11 @@ api_submit(struct api *api, struct evhttp_request *req, enum api_route route,
 		api_req_free(ar);
 		return;
 	}
-	if (authz != NULL && strncasecmp(authz, "Negotiate", 9) == 0) {
-		/* Kerberos SSO is not configured yet: say so plainly. */
-		api_send_error(req, cd, 401, "unauthenticated",
-		    "Negotiate (Kerberos) is not enabled on this server; "
-		    "use Basic or Bearer");
-		api_req_free(ar);
-		return;
-	}
+	/* Negotiate is accepted on the worker (CPU work, srv/api_auth.c). */
 	if (api_dup(&ar->authz, authz) == -1)
+		goto oom;
+	if (api_dup(&ar->totp, evhttp_find_header(
+	    evhttp_request_get_input_headers(req), "X-Canopy-TOTP")) == -1)
 		goto oom;
 
 	if (db_submit(cd->db, api_job_run, api_job_done, ar) == -1) {
@@ -861,8 +880,9 @@ api_start(struct canopyd *cd, char *err, size_t errlen)
 {
 	struct api	*api;
 	const struct conf_listen *l;
+	struct evhttp_bound_socket *bound;
 	char		 tlserr[256];
-	int		 i, n = 0;
+	int		 i, n = 0, one;
 
 	if ((api = calloc(1, sizeof(*api))) == NULL) {
 		snprintf(err, errlen, "api: %s", strerror(errno));
@@ -894,12 +914,20 @@ api_start(struct canopyd *cd, char *err, size_t errlen)
 		l = &cd->conf->listen[i];
 		if (l->kind != LISTEN_API)
 			continue;
-		if (evhttp_bind_socket_with_handle(api->http, l->host,
-		    l->port) == NULL) {
+		if ((bound = evhttp_bind_socket_with_handle(api->http,
+		    l->host, l->port)) == NULL) {
 			snprintf(err, errlen, "listen api %s:%u: %s", l->host,
 			    l->port, strerror(errno));
 			goto fail;
 		}
+		/*
+		 * Answers are written in pieces (TLS records): without this,
+		 * Nagle holds the last one for the peer's delayed ACK, 40 ms a
+		 * request.  Accepted sockets inherit it.
+		 */
+		one = 1;
+		(void)setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP,
+		    TCP_NODELAY, &one, sizeof(one));
 		log_info("api: listening on %s:%u", l->host, l->port);
 		n++;
 	}

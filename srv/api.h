@@ -141,6 +141,7 @@ struct api_req {
 	char			*q;		/* ?q= */
 	char			*vs;		/* ?vs= */
 	int			 recursive;
+	int			 hierarchy;	/* ?hierarchy=1: with mirrors */
 	int			 limit;
 	int			 has_cursor;
 	char			 cursor_name[API_NAME_MAX + 1];
@@ -164,6 +165,9 @@ struct api_req {
 	int			 status;
 	json_t			*resp;
 	int			 challenge;	/* WWW-Authenticate headers */
+	/* Kerberos SSO and TOTP (srv/api_auth.c). */
+	char			*negotiate_out;	/* mutual-auth token, base64 */
+	char			*totp;		/* X-Canopy-TOTP header */
 };
 
 /* The value of ?name= (the last one given), or NULL. */
@@ -195,6 +199,23 @@ extern const size_t api_enroll_nfields;
 #define API_LOGIN_USER		0
 #define API_LOGIN_PASSWORD	1
 #define API_LOGIN_VS		2
+#define API_LOGIN_TOTP		3
+
+/*
+ * srv/api_auth.c, on the worker.  Negotiate: accepts the SPNEGO token,
+ * maps the principal to an account (role mappings re-applied), fills
+ * au->admin, or answers 401 itself.  TOTP: after a right password, checks
+ * the second factor of an enrolled account, or answers 401 itself (a wrong
+ * code counts toward lock-out).  Both return DB_OK unless the database
+ * failed.
+ */
+int	 api_auth_negotiate(PGconn *, struct api_req *, struct api_auth *,
+	    const char *token, char *err, size_t errlen);
+/* On the loop at start: the keytab file, the replay cache. */
+struct canopyd;
+void	 api_auth_start(struct canopyd *);
+int	 api_totp_login(PGconn *, struct api_req *, struct api_auth *,
+	    const char *code, char *err, size_t errlen);
 #define API_ENROLL_GROUP	0
 #define API_ENROLL_USES		1
 #define API_ENROLL_TTL		2

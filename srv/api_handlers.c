@@ -47,6 +47,7 @@ const struct api_field api_login_schema[] = {
 	{ "user",	AF_STRING, 0, 1, API_NAME_MAX, NULL },
 	{ "password",	AF_STRING, 0, 0, PW_MAX_LEN, NULL },
 	{ "vs",		AF_STRING, 0, 1, API_NAME_MAX, NULL },
+	{ "totp",	AF_STRING, 0, 1, TOTP_CODE_MAX, NULL },
 };
 const size_t api_login_nfields =
     sizeof(api_login_schema) / sizeof(api_login_schema[0]);
@@ -222,6 +223,11 @@ api_auth_password(PGconn *conn, struct api_req *ar, struct api_auth *au,
 			    "wrong user name or password");
 		return DB_OK;
 	}
+	/* The second factor, if enrolled; a wrong one counts as a failure. */
+	if ((rc = api_totp_login(conn, ar, au, ar->route == API_R_LOGIN &&
+	    ar->vals[API_LOGIN_TOTP].present ? ar->vals[API_LOGIN_TOTP].s :
+	    ar->totp, err, errlen)) != DB_OK || ar->status != 0)
+		return rc;
 	if ((rc = qa_login_ok(conn, au->admin.id, err, errlen)) != DB_OK)
 		return rc;
 	return DB_OK;
@@ -278,9 +284,13 @@ api_authenticate(PGconn *conn, struct api_req *ar, struct api_auth *au,
 			return DB_OK;
 		}
 		goto roles;
+	case API_AUTH_NEGOTIATE:
+		rc = api_auth_negotiate(conn, ar, au, token, err, errlen);
+		goto roles;
 	default:
 		api_req_fail(ar, 401, "unauthenticated", "Authorization: "
-		    "malformed or unsupported; use Basic or Bearer");
+		    "malformed or unsupported; use Negotiate, Basic or "
+		    "Bearer");
 		return DB_OK;
 	}
  roles:
@@ -355,8 +365,9 @@ api_login(PGconn *conn, struct api_req *ar, struct api_auth *au, char *err,
 		return rc;
 	}
 	api_audit(conn, ar, au->admin.vs_id, au->admin.name, "login",
-	    "session", json_pack("{s:s,s:s}", "method", au->method,
-	    "expires", expires));
+	    "session", json_pack("{s:s,s:s,s:s?}", "method", au->method,
+	    "expires", expires, "principal", au->admin.principal[0] ?
+	    au->admin.principal : NULL));
 	ar->resp = json_pack("{s:s,s:s,s:s,s:o,s:s}",
 	    "token", token,
 	    "user", au->admin.name,
@@ -384,7 +395,8 @@ api_logout(PGconn *conn, struct api_req *ar, struct api_auth *au, char *err,
 	    DB_OK)
 		return rc;
 	api_audit(conn, ar, au->admin.vs_id, au->admin.name, "logout",
-	    "session", NULL);
+	    "session", au->admin.principal[0] ? json_pack("{s:s}",
+	    "principal", au->admin.principal) : NULL);
 	ar->status = 204;
 	return DB_OK;
 }
@@ -546,6 +558,8 @@ api_devices(PGconn *conn, struct api_req *ar, struct api_auth *au,
 		q.after_id = ar->cursor_id;
 	}
 	q.limit = ar->limit;
+	/* Tenants never see the mirrors: they belong to main. */
+	q.hierarchy = ar->hierarchy && au->vs_id == 0;
 	rc = qa_devices_list(conn, &q, &devs, &next, err, errlen);
 	free(like);
 	if (rc != DB_OK)

@@ -156,7 +156,8 @@ static void
 pol_locked(struct api_req *ar, const struct qp_lock *lk)
 {
 	api_req_fail(ar, 409, "locked", "settings.%s: locked by policy "
-	    "'%.255s' on %.1024s", lk->key, lk->policy, lk->group);
+	    "'%.255s' on %.1024s of server '%.255s'", lk->key, lk->policy,
+	    lk->group, lk->server[0] != '\0' ? lk->server : ar->server);
 }
 
 static int
@@ -479,9 +480,12 @@ pol_effective(PGconn *conn, struct api_req *ar, const struct api_auth *au,
 	}
 	if (rc != DB_OK)
 		return rc;
+	/* Local settings are this server's; inherited ones name theirs. */
 	json_object_foreach(s, k, e)
-		json_object_set_new(json_object_get(e, "source"), "server",
-		    json_string(ar->server));
+		if (!json_is_string(json_object_get(json_object_get(e,
+		    "source"), "server")))
+			json_object_set_new(json_object_get(e, "source"),
+			    "server", json_string(ar->server));
 	ar->resp = json_pack("{s:s,s:s,s:o}", "device", ar->pp[0],
 	    "product", product, "settings", s);
 	ar->status = 200;
