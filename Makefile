@@ -150,6 +150,10 @@ demo-stop:
 bench: deps all
 	@./bench/run.sh
 	@./bench/policy.sh
+	@./bench/tree.sh
+	@./bench/directory.sh
+	@./bench/ipscan.sh
+	@./bench/auth.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
