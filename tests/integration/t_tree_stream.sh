@@ -255,3 +255,27 @@ compacted() {
 	[ "$(tree_sql leaf-a "SELECT count(*) FROM hier_changes")" -lt 100 ]
 }
 wait_for "leaf-a's outbox to be compacted" 60 compacted
+
+step "a task at the top reaches the leaves' agents; their results come back up"
+# Tasks from above run over each server's Managed devices.
+for leaf in leaf-a leaf-b; do
+	tree_use "$leaf"
+	id=$(tree_sql "$leaf" "SELECT id FROM devices WHERE name = 'agent-$leaf'")
+	api POST "/api/v1/devices/$id/move" '{"group":"/Managed devices"}' \
+	    >/dev/null
+	assert_status 200 "moving agent-$leaf: $API_BODY"
+done
+tree_use top
+api POST /api/v1/tasks '{"type":"inventory_refresh","group":"/Managed devices"}' \
+    >/dev/null
+assert_status 201 "POST /tasks at the top: $API_BODY"
+TASK=$(json .id)
+leaf_results_done() {
+	api GET "/api/v1/tasks/$TASK" >/dev/null
+	[ "$API_STATUS" = 200 ] || return 1
+	[ "$(json '[.results[] | select(.state == "done") | .device_name]
+	    | sort | join(",")')" = "agent-leaf-a,agent-leaf-b" ]
+}
+wait_for "both leaf agents' results at the top" 90 leaf_results_done
+assert_eq "leaf-a" "$(json '.results[] | select(.device_name ==
+    "agent-leaf-a") | .server')" "the server of agent-leaf-a's result"
