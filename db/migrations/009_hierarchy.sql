@@ -75,6 +75,15 @@ CREATE TABLE hier_tokens (
 	created_by	text
 );
 
+-- Is there a link for records of direction dir ('u': a parent, 'd': a
+-- child)?  Without one nothing is logged: a link made later starts with a
+-- snapshot, which holds everything committed before it.
+CREATE FUNCTION hier_has_links(dir text) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT EXISTS (SELECT 1 FROM hier_links
+	    WHERE role = CASE dir WHEN 'u' THEN 'parent' ELSE 'child' END)
+$$;
+
 -- The outbox.  dir 'u' goes to the parent, 'd' to the children; scope_group
 -- (down records) is the group the object is attached to here: only children
 -- placed in its subtree get it (NULL: every child).
@@ -96,6 +105,9 @@ CREATE INDEX hier_changes_dir ON hier_changes (dir, seq);
 CREATE FUNCTION hier_log(p_dir text, p_kind text, p_op text, p_oid text,
     p_scope bigint) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+	IF NOT hier_has_links(p_dir) THEN
+		RETURN;
+	END IF;
 	PERFORM pg_advisory_xact_lock(7418930251);
 	INSERT INTO hier_changes (seq, dir, kind, op, oid, scope_group)
 	VALUES (nextval('hier_seq'), p_dir::"char", p_kind, p_op::"char", p_oid,
@@ -282,6 +294,9 @@ CREATE TRIGGER devices_hier_seen BEFORE UPDATE OF last_seen ON devices
 -- appends all their records.
 CREATE FUNCTION hier_trg_up_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+	IF NOT hier_has_links('u') THEN
+		RETURN NULL;
+	END IF;
 	PERFORM pg_advisory_xact_lock(7418930251);
 	IF TG_OP = 'DELETE' THEN
 		INSERT INTO hier_changes (seq, dir, kind, op, oid)
@@ -351,7 +366,7 @@ CREATE FUNCTION hier_trg_event() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
 	lim	integer := (SELECT hier_sev_rank(up_min_severity) FROM hier_self);
 BEGIN
-	IF EXISTS (SELECT 1 FROM new_rows n
+	IF hier_has_links('u') AND EXISTS (SELECT 1 FROM new_rows n
 	    WHERE hier_sev_rank(n.severity) >= lim) THEN
 		PERFORM pg_advisory_xact_lock(7418930251);
 		INSERT INTO hier_changes (seq, dir, kind, op, oid)
@@ -425,16 +440,29 @@ CREATE TRIGGER tasks_hier_upd AFTER UPDATE ON tasks
 	EXECUTE FUNCTION hier_trg_down('task');
 
 -- Mirrors forward what they receive, origin kept: up for what came from
--- below, down (to every child) for what came from above.
+-- below, down (to every child) for what came from above.  One statement
+-- per applied batch.
 CREATE FUNCTION hier_trg_fwd() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF TG_OP = 'DELETE' THEN
-		PERFORM hier_log(TG_ARGV[1], TG_ARGV[0], 'd', OLD.oid,
-		    NULL);
-	ELSE
-		PERFORM hier_log(TG_ARGV[1], TG_ARGV[0], 'u', NEW.oid,
-		    NULL);
+	IF NOT hier_has_links(TG_ARGV[1]) THEN
+		RETURN NULL;
 	END IF;
+	PERFORM pg_advisory_xact_lock(7418930251);
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'u',
+		    n.oid FROM new_rows n ORDER BY n.oid;
+	ELSIF TG_OP = 'DELETE' THEN
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'd',
+		    o.oid FROM old_rows o ORDER BY o.oid;
+	ELSE
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'u',
+		    n.oid FROM new_rows n JOIN old_rows o ON o.oid = n.oid
+		WHERE o.version IS DISTINCT FROM n.version ORDER BY n.oid;
+	END IF;
+	PERFORM pg_notify('hier_changes', '');
 	RETURN NULL;
 END
 $$;
@@ -447,12 +475,17 @@ BEGIN
 	    ['hier_devices', 'device', 'u'], ['hier_events', 'event', 'u'],
 	    ['hier_task_results', 'task_result', 'u'],
 	    ['hier_policies', 'policy', 'd'], ['hier_tasks', 'task', 'd']] LOOP
-		EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR DELETE ON %I '
-		    'FOR EACH ROW EXECUTE FUNCTION hier_trg_fwd(%L, %L)',
-		    t[1] || '_fwd', t[1], t[2], t[3]);
-		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I '
-		    'FOR EACH ROW WHEN (OLD.version IS DISTINCT FROM NEW.version) '
+		EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %I '
+		    'REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT '
 		    'EXECUTE FUNCTION hier_trg_fwd(%L, %L)',
+		    t[1] || '_fwd_ins', t[1], t[2], t[3]);
+		EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %I '
+		    'REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT '
+		    'EXECUTE FUNCTION hier_trg_fwd(%L, %L)',
+		    t[1] || '_fwd_del', t[1], t[2], t[3]);
+		EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %I '
+		    'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
+		    'FOR EACH STATEMENT EXECUTE FUNCTION hier_trg_fwd(%L, %L)',
 		    t[1] || '_fwd_upd', t[1], t[2], t[3]);
 	END LOOP;
 END
@@ -572,99 +605,119 @@ $$;
 -- since).  full: there may be more.
 CREATE FUNCTION hier_read(p_link bigint, p_after bigint, p_limit integer)
 RETURNS TABLE (seq bigint, at timestamptz, rec text, full_batch boolean)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
 	l	hier_links;
+	s	hier_self;
 	d	"char";
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'hier_read: no link %', p_link;
 	END IF;
+	SELECT * INTO s FROM hier_self;
 	d := CASE l.role WHEN 'parent' THEN 'u' ELSE 'd' END;
+	-- One set join per kind (not a look-up per record): a batch of a
+	-- thousand records costs a few joins.
 	RETURN QUERY
-	WITH c0 AS (
+	WITH c0 AS MATERIALIZED (
 		SELECT c.seq, c.kind, c.op, c.oid, c.at FROM hier_changes c
 		WHERE c.dir = d AND c.seq > p_after AND (d = 'u'
 		    OR c.scope_group IS NULL
 		    OR c.scope_group IN (SELECT id FROM hier_child_scope(l.group_id)))
 		ORDER BY c.seq LIMIT p_limit),
-	c AS (
+	c AS MATERIALIZED (
 		SELECT DISTINCT ON (c0.oid) c0.seq, c0.at, c0.kind, c0.op, c0.oid,
 		    split_part(c0.oid, '/', 1) AS origin,
-		    split_part(c0.oid, '/', 2) AS lid
+		    split_part(c0.oid, '/', 2) AS lid,
+		    split_part(c0.oid, '/', 1) = s.uuid::text AS mine
 		FROM c0 ORDER BY c0.oid, c0.seq DESC),
-	me AS (SELECT s FROM hier_self s),
-	x AS (
-		SELECT c.seq, c.at, c.kind, c.op, c.oid, c.origin, dd.v, dd.d
-		FROM c CROSS JOIN me LEFT JOIN LATERAL (
-			SELECT NULL::bigint AS v, hier_d_device(dv, vs.name, gp.path) AS d
-			FROM devices dv JOIN vservers vs ON vs.id = dv.vs_id
-			LEFT JOIN hier_group_paths() gp ON gp.id = dv.group_id
-			WHERE dv.id = CASE WHEN c.kind = 'device' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::uuid END
-			UNION ALL
-			SELECT h.version, hier_d_mdevice(h) FROM hier_devices h
-			WHERE c.kind = 'device' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, jsonb_build_object('vs', vs.name, 'path', gp.path)
-			FROM groups g JOIN vservers vs ON vs.id = g.vs_id
-			JOIN hier_group_paths() gp ON gp.id = g.id
-			WHERE g.id = CASE WHEN c.kind = 'group' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::bigint END
-			UNION ALL
-			SELECT h.version, jsonb_build_object('vs', h.vs, 'path', h.path)
-			FROM hier_groups h WHERE c.kind = 'group' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, hier_d_event(e, vs.name, (me.s).uuid::text)
-			FROM events e JOIN vservers vs ON vs.id = e.vs_id
-			WHERE e.id = CASE WHEN c.kind = 'event' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::bigint END
-			UNION ALL
-			SELECT h.version, hier_d_mevent(h) FROM hier_events h
-			WHERE c.kind = 'event' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, hier_d_result(r, t.hier_oid, dv.name,
-			    (me.s).uuid::text)
-			FROM task_runs r JOIN tasks t ON t.id = r.task_id
-			JOIN devices dv ON dv.id = r.device_id
-			WHERE r.id = CASE WHEN c.kind = 'task_result' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::bigint END
-			UNION ALL
-			SELECT h.version, hier_d_mresult(h) FROM hier_task_results h
-			WHERE c.kind = 'task_result' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, hier_d_server(me.s)
-			WHERE c.kind = 'server' AND c.origin = (me.s).uuid::text
-			UNION ALL
-			SELECT h.version, hier_d_mserver(h) FROM hier_servers h
-			WHERE c.kind = 'server' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, hier_d_policy(p, me.s, gp.path, gp.depth)
-			FROM policies p JOIN hier_group_paths() gp ON gp.id = p.group_id
-			WHERE p.id = CASE WHEN c.kind = 'policy' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::bigint END
-			UNION ALL
-			SELECT h.version, hier_d_mpolicy(h) FROM hier_policies h
-			WHERE c.kind = 'policy' AND h.oid = c.oid
-			UNION ALL
-			SELECT NULL, hier_d_task(t, me.s) FROM tasks t
-			WHERE t.id = CASE WHEN c.kind = 'task' AND
-			    c.origin = (me.s).uuid::text THEN c.lid::bigint END
-			UNION ALL
-			SELECT h.version, hier_d_mtask(h) FROM hier_tasks h
-			WHERE c.kind = 'task' AND h.oid = c.oid
-		) dd ON c.op = 'u')
-	SELECT y.seq, y.at, y.rec, (SELECT count(*) FROM c0) >= p_limit
-	FROM (
-		SELECT x.seq, x.at, jsonb_build_object('s', x.seq, 'k', x.kind,
-		    'op', x.op, 'id', x.oid, 'o', x.origin,
-		    'v', coalesce(x.v, x.seq), 'd', x.d)::text AS rec
-		FROM x WHERE x.op = 'd' OR x.d IS NOT NULL
+	cl AS MATERIALIZED (SELECT * FROM c WHERE c.op = 'u' AND c.mine),
+	cm AS MATERIALIZED (SELECT * FROM c WHERE c.op = 'u' AND NOT c.mine),
+	gp AS MATERIALIZED (SELECT * FROM hier_group_paths()),
+	x(seq, v, d) AS (
+		SELECT k.seq, NULL::bigint, hier_d_device(dv, vs.name, gp.path)
+		FROM (SELECT cl.seq, cl.lid::uuid AS id FROM cl
+		    WHERE cl.kind = 'device') k
+		JOIN devices dv ON dv.id = k.id
+		JOIN vservers vs ON vs.id = dv.vs_id
+		LEFT JOIN gp ON gp.id = dv.group_id
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mdevice(h)
+		FROM cm JOIN hier_devices h ON h.oid = cm.oid
+		WHERE cm.kind = 'device'
+		UNION ALL
+		SELECT k.seq, NULL, jsonb_build_object('vs', vs.name,
+		    'path', gp.path)
+		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
+		    WHERE cl.kind = 'group') k
+		JOIN groups g ON g.id = k.id
+		JOIN vservers vs ON vs.id = g.vs_id
+		JOIN gp ON gp.id = g.id
+		UNION ALL
+		SELECT cm.seq, h.version, jsonb_build_object('vs', h.vs,
+		    'path', h.path)
+		FROM cm JOIN hier_groups h ON h.oid = cm.oid
+		WHERE cm.kind = 'group'
+		UNION ALL
+		SELECT k.seq, NULL, hier_d_event(e, vs.name, s.uuid::text)
+		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
+		    WHERE cl.kind = 'event') k
+		JOIN events e ON e.id = k.id
+		JOIN vservers vs ON vs.id = e.vs_id
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mevent(h)
+		FROM cm JOIN hier_events h ON h.oid = cm.oid
+		WHERE cm.kind = 'event'
+		UNION ALL
+		SELECT k.seq, NULL, hier_d_result(r, t.hier_oid, dv.name,
+		    s.uuid::text)
+		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
+		    WHERE cl.kind = 'task_result') k
+		JOIN task_runs r ON r.id = k.id
+		JOIN tasks t ON t.id = r.task_id
+		JOIN devices dv ON dv.id = r.device_id
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mresult(h)
+		FROM cm JOIN hier_task_results h ON h.oid = cm.oid
+		WHERE cm.kind = 'task_result'
+		UNION ALL
+		SELECT cl.seq, NULL, hier_d_server(s)
+		FROM cl WHERE cl.kind = 'server'
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mserver(h)
+		FROM cm JOIN hier_servers h ON h.oid = cm.oid
+		WHERE cm.kind = 'server'
+		UNION ALL
+		SELECT k.seq, NULL, hier_d_policy(p, s, gp.path, gp.depth)
+		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
+		    WHERE cl.kind = 'policy') k
+		JOIN policies p ON p.id = k.id
+		JOIN gp ON gp.id = p.group_id
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mpolicy(h)
+		FROM cm JOIN hier_policies h ON h.oid = cm.oid
+		WHERE cm.kind = 'policy'
+		UNION ALL
+		SELECT k.seq, NULL, hier_d_task(t, s)
+		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
+		    WHERE cl.kind = 'task') k
+		JOIN tasks t ON t.id = k.id
+		UNION ALL
+		SELECT cm.seq, h.version, hier_d_mtask(h)
+		FROM cm JOIN hier_tasks h ON h.oid = cm.oid
+		WHERE cm.kind = 'task'),
+	y AS (
+		SELECT c.seq, c.at, jsonb_build_object('s', c.seq, 'k', c.kind,
+		    'op', c.op, 'id', c.oid, 'o', c.origin,
+		    'v', coalesce(x.v, c.seq), 'd', x.d)::text AS rec
+		FROM c LEFT JOIN x ON x.seq = c.seq
+		WHERE c.op = 'd' OR x.d IS NOT NULL
 		UNION ALL
 		SELECT max(c0.seq), max(c0.at), NULL FROM c0
-		HAVING count(*) > 0) y
-	ORDER BY y.seq, y.rec NULLS LAST;
+		HAVING count(*) > 0)
+	SELECT y.seq, y.at, y.rec, (SELECT count(*) FROM c0) >= p_limit
+	FROM y ORDER BY y.seq, y.rec NULLS LAST;
 END
 $$;
 
@@ -677,7 +730,7 @@ $$;
 -- goes on from S with nothing skipped.
 CREATE FUNCTION hier_snapshot(p_link bigint, p_chunk integer)
 RETURNS TABLE (snap_seq bigint, n integer, recs text)
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
 	l	hier_links;
 	s	hier_self;
@@ -820,7 +873,7 @@ CREATE FUNCTION hier_jarr(j jsonb) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 CREATE FUNCTION hier_apply(p_link bigint, p_recs jsonb, p_last bigint)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
 	l	hier_links;
 	me	text := hier_me();
