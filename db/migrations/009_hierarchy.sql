@@ -617,8 +617,9 @@ BEGIN
 	END IF;
 	SELECT * INTO s FROM hier_self;
 	d := CASE l.role WHEN 'parent' THEN 'u' ELSE 'd' END;
-	-- One set join per kind (not a look-up per record): a batch of a
-	-- thousand records costs a few joins.
+	-- One query over the batch, kind by kind; every object is looked up
+	-- by its key (LATERAL ... OFFSET 0: an index probe, whatever the
+	-- statistics of a table just filled say).
 	RETURN QUERY
 	WITH c0 AS MATERIALIZED (
 		SELECT c.seq, c.kind, c.op, c.oid, c.at FROM hier_changes c
@@ -635,77 +636,90 @@ BEGIN
 	cl AS MATERIALIZED (SELECT * FROM c WHERE c.op = 'u' AND c.mine),
 	cm AS MATERIALIZED (SELECT * FROM c WHERE c.op = 'u' AND NOT c.mine),
 	gp AS MATERIALIZED (SELECT * FROM hier_group_paths()),
-	x(seq, v, d) AS (
+	x(seq, v, d) AS MATERIALIZED (
 		SELECT k.seq, NULL::bigint, hier_d_device(dv, vs.name, gp.path)
 		FROM (SELECT cl.seq, cl.lid::uuid AS id FROM cl
 		    WHERE cl.kind = 'device') k
-		JOIN devices dv ON dv.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM devices x0
+		    WHERE x0.id = k.id OFFSET 0) dv
 		JOIN vservers vs ON vs.id = dv.vs_id
 		LEFT JOIN gp ON gp.id = dv.group_id
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mdevice(h)
-		FROM cm JOIN hier_devices h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_devices h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'device'
 		UNION ALL
 		SELECT k.seq, NULL, jsonb_build_object('vs', vs.name,
 		    'path', gp.path)
 		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
 		    WHERE cl.kind = 'group') k
-		JOIN groups g ON g.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM groups x0
+		    WHERE x0.id = k.id OFFSET 0) g
 		JOIN vservers vs ON vs.id = g.vs_id
 		JOIN gp ON gp.id = g.id
 		UNION ALL
 		SELECT cm.seq, h.version, jsonb_build_object('vs', h.vs,
 		    'path', h.path)
-		FROM cm JOIN hier_groups h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_groups h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'group'
 		UNION ALL
 		SELECT k.seq, NULL, hier_d_event(e, vs.name, s.uuid::text)
 		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
 		    WHERE cl.kind = 'event') k
-		JOIN events e ON e.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM events x0
+		    WHERE x0.id = k.id OFFSET 0) e
 		JOIN vservers vs ON vs.id = e.vs_id
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mevent(h)
-		FROM cm JOIN hier_events h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_events h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'event'
 		UNION ALL
 		SELECT k.seq, NULL, hier_d_result(r, t.hier_oid, dv.name,
 		    s.uuid::text)
 		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
 		    WHERE cl.kind = 'task_result') k
-		JOIN task_runs r ON r.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM task_runs x0
+		    WHERE x0.id = k.id OFFSET 0) r
 		JOIN tasks t ON t.id = r.task_id
 		JOIN devices dv ON dv.id = r.device_id
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mresult(h)
-		FROM cm JOIN hier_task_results h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_task_results h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'task_result'
 		UNION ALL
 		SELECT cl.seq, NULL, hier_d_server(s)
 		FROM cl WHERE cl.kind = 'server'
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mserver(h)
-		FROM cm JOIN hier_servers h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_servers h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'server'
 		UNION ALL
 		SELECT k.seq, NULL, hier_d_policy(p, s, gp.path, gp.depth)
 		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
 		    WHERE cl.kind = 'policy') k
-		JOIN policies p ON p.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM policies x0
+		    WHERE x0.id = k.id OFFSET 0) p
 		JOIN gp ON gp.id = p.group_id
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mpolicy(h)
-		FROM cm JOIN hier_policies h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_policies h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'policy'
 		UNION ALL
 		SELECT k.seq, NULL, hier_d_task(t, s)
 		FROM (SELECT cl.seq, cl.lid::bigint AS id FROM cl
 		    WHERE cl.kind = 'task') k
-		JOIN tasks t ON t.id = k.id
+		CROSS JOIN LATERAL (SELECT * FROM tasks x0
+		    WHERE x0.id = k.id OFFSET 0) t
 		UNION ALL
 		SELECT cm.seq, h.version, hier_d_mtask(h)
-		FROM cm JOIN hier_tasks h ON h.oid = cm.oid
+		FROM cm CROSS JOIN LATERAL (SELECT * FROM hier_tasks h0
+		    WHERE h0.oid = cm.oid OFFSET 0) h
 		WHERE cm.kind = 'task'),
 	y AS (
 		SELECT c.seq, c.at, jsonb_build_object('s', c.seq, 'k', c.kind,
