@@ -939,8 +939,28 @@ hl_apply_done(int rc, const char *err, void *arg)
 	char		 msg[512];
 	struct qh_apply	*q = arg;
 	struct hlink	*l = q->arg;
+	struct canopyd	*cd = l->cd;
 	uint32_t	 gen = q->gen;
 
+	/*
+	 * What committed counts whatever became of the connection: the
+	 * cursor for the next hello, and the agents' new policy.
+	 */
+	if (rc == DB_OK && !l->gone) {
+		if (q->kind == QH_BATCH || q->kind == QH_SNAP_END) {
+			l->rx_seq = q->kind == QH_BATCH ? q->last : q->seq;
+			if (l->parent)
+				l->h->parent_rx = l->rx_seq;
+		}
+		if ((q->kinds & QH_K_POLICY || (q->kind == QH_SNAP_END &&
+		    l->parent)) && !cd->stopping) {
+			/* What came from above applies to the whole of main. */
+			if (l->h->root_group != 0)
+				policy_push_group(cd, 0, l->h->root_group);
+			if (l->h->pool_group != 0)
+				policy_push_group(cd, 0, l->h->pool_group);
+		}
+	}
 	if ((l = hl_job_link(l, gen)) == NULL) {
 		qh_apply_free(q);
 		return;
@@ -960,32 +980,18 @@ hl_apply_done(int rc, const char *err, void *arg)
 	}
 	switch (q->kind) {
 	case QH_BATCH:
-		l->rx_seq = q->last;
-		if (l->parent)
-			l->h->parent_rx = l->rx_seq;
 		hl_send_ack(l, 0, q->last);
 		break;
 	case QH_SNAP_CHUNK:
 		hl_send_ack(l, q->snap, q->ack);
 		break;
 	case QH_SNAP_END:
-		l->rx_seq = q->seq;
-		if (l->parent)
-			l->h->parent_rx = l->rx_seq;
 		hl_send_ack(l, 0, q->seq);
 		log_info("server link %s: snapshot applied up to %llu",
 		    hl_who(l), (unsigned long long)q->seq);
 		break;
 	case QH_SNAP_BEGIN:
 		break;
-	}
-	if (q->kinds & QH_K_POLICY || (q->kind == QH_SNAP_END &&
-	    l->parent)) {
-		/* What came from above applies to the whole of main. */
-		if (l->h->root_group != 0)
-			policy_push_group(l->cd, 0, l->h->root_group);
-		if (l->h->pool_group != 0)
-			policy_push_group(l->cd, 0, l->h->pool_group);
 	}
 	qh_apply_free(q);
 	hl_apply_next(l);
