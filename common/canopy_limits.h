@@ -234,11 +234,10 @@
 #define HIER_DEAD_S		20	/* silence that closes a link */
 #define HIER_BACKOFF_MIN_MS	500	/* reconnection: full-jitter */
 #define HIER_BACKOFF_MAX_MS	30000	/*   exponential backoff */
-#define HIER_TICK_MS		2000	/* status refresh and compaction */
+#define HIER_TICK_MS		2000	/* status, acknowledgements, compaction */
 #define HIER_LOG_MAX_AGE_S	(7 * 86400) /* changes kept for a lagging link */
 #define HIER_COMPACT_MAX	50000	/* changes removed per tick */
 #define HIER_RX_QUEUE		(2 * HIER_WINDOW + 4) /* batches held to apply */
-#define HIER_ACK_SAVE_MS	1000	/* acknowledgements written this often */
 #define PROTO_SERVER_MIN	1	/* server-link protocol versions */
 #define PROTO_SERVER_MAX	1
 

@@ -318,16 +318,23 @@ qh_state_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	return rc;
 }
 
-void
-qh_read_free(struct qh_read *q)
+/* Frees n malloc'd strings and their array. */
+static void
+qh_strv_free(char **v, size_t n)
 {
 	size_t	i;
 
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+qh_read_free(struct qh_read *q)
+{
 	if (q == NULL)
 		return;
-	for (i = 0; i < q->nrecs; i++)
-		free(q->recs[i]);
-	free(q->recs);
+	qh_strv_free(q->recs, q->nrecs);
 	free(q);
 }
 
@@ -393,13 +400,9 @@ qh_read_run(PGconn *pg, void *arg, char *err, size_t errlen)
 void
 qh_snapshot_free(struct qh_snapshot *q)
 {
-	size_t	i;
-
 	if (q == NULL)
 		return;
-	for (i = 0; i < q->nchunks; i++)
-		free(q->chunks[i]);
-	free(q->chunks);
+	qh_strv_free(q->chunks, q->nchunks);
 	free(q);
 }
 

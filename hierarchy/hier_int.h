@@ -27,6 +27,8 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -130,8 +132,7 @@ struct hlink {
 	struct qh_snapshot *snap;	/* being sent */
 	size_t		 snap_next;
 	uint64_t	 snap_id;
-	uint64_t	 acked_saved;
-	uint64_t	 acked_saved_ms;
+	uint64_t	 acked_saved;	/* tx_acked as last written */
 
 	/* receiving */
 	uint64_t	 rx_last;	/* last stream 'last' received */
@@ -147,12 +148,28 @@ void	 hier_pump_all(struct hier *);
 /* Rebuilds the TLS context for the parent (after registration). */
 int	 hier_client_ctx_reload(struct hier *);
 
-/* link.c */
+/* link.c: connections, registration, hellos. */
 struct hlink *hl_new(struct hier *, int parent, int dialer, const char *name);
 void	 hl_free_if_done(struct hlink *);
 void	 hl_dial(struct hlink *);
 int	 hl_accept(struct hier *, struct conn *, const struct msg *hello);
-void	 hl_pump(struct hlink *);
 void	 hl_close(struct hlink *, const char *why);
+const char *hl_who(struct hlink *);
+void	 hl_ref(struct hlink *);
+void	 hl_unref(struct hlink *);
+/* After a database job: the link, if the job's connection is current. */
+struct hlink *hl_job_link(struct hlink *, uint32_t gen);
+void	 hl_send(struct hlink *, msgpack_sbuffer *);
+void	 hl_fail(struct hlink *, const char *code, const char *fmt, ...)
+	    __attribute__((format(printf, 3, 4)));
+
+/* stream.c: the records each way. */
+void	 hl_pump(struct hlink *);
+void	 hl_snapshot_start(struct hlink *);
+void	 hl_ack(struct hlink *, const struct msg *);
+void	 hl_batch(struct hlink *, const struct msg *);
+void	 hl_snap(struct hlink *, const struct msg *);
+void	 hl_stream_reset(struct hlink *);
+void	 hl_job_free(int rc, const char *err, void *arg);
 
 #endif

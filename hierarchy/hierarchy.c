@@ -283,14 +283,6 @@ hier_tick_done(int rc, const char *err, void *arg)
 		h->ticking = 0;
 }
 
-static void
-hier_acked_done(int rc, const char *err, void *arg)
-{
-	if (rc != DB_OK)
-		log_debug("server tree: saving an acknowledgement: %s", err);
-	free(arg);
-}
-
 /* Acknowledgements not yet written (the last of a burst): compaction
  * goes by what is written. */
 static void
@@ -305,13 +297,12 @@ hier_save_acks(struct hier *h)
 			continue;
 		q->link = l->id;
 		q->acked = l->tx_acked;
-		if (db_submit(h->cd->db, qh_acked_run, hier_acked_done,
+		if (db_submit(h->cd->db, qh_acked_run, hl_job_free,
 		    q) == -1) {
 			free(q);
 			continue;
 		}
 		l->acked_saved = l->tx_acked;
-		l->acked_saved_ms = mono_ms();
 	}
 }
 

@@ -142,3 +142,17 @@ six() {
 	[ "$(tree_sql top "SELECT count(*) FROM hier_devices")" = 6 ]
 }
 wait_for "kid's sixth device at the top" 30 six
+
+step "more batches than HIER_RX_QUEUE (20) unacknowledged"
+# Last, because the batches that are applied move the top's cursor.
+tree_stop kid
+wait_for "kid's link down again" 30 kid_down
+RX=$(tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'")
+args=(--send-json "$(hello)" --recv)
+for i in $(seq 1 40); do
+	args+=(--send-json "$(jq -cn --argjson l $((RX + i)) \
+	    '{t:"h_batch",snap:0,last:$l,recs:[]}')")
+done
+out=$(probe "${args[@]}")
+expect_error "$out" window_exceeded "without acknowledgement" \
+    "40 batches sent at once"
