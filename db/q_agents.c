@@ -143,7 +143,7 @@ qa_batch_run(PGconn *pg, const char *sql, void **items, size_t n,
 		return DB_OK;
 	}
 	params[0] = text;
-	if (db_begin(pg, err, errlen) == -1) {
+	if (db_begin(pg, err, errlen) != DB_OK) {
 		free(text);
 		return db_errclass(pg);
 	}
@@ -154,7 +154,7 @@ qa_batch_run(PGconn *pg, const char *sql, void **items, size_t n,
 		return rc;
 	}
 	PQclear(res);
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
 }
@@ -241,7 +241,7 @@ qa_enroll_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	int		 rc;
 
 	e->result = QA_BAD_TOKEN;
-	if (db_begin(pg, err, errlen) == -1)
+	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 
 	params[0] = e->token_hash;
@@ -296,7 +296,7 @@ qa_enroll_run(PGconn *pg, void *arg, char *err, size_t errlen)
 		goto fail;
 	PQclear(res);
 
-	if (db_commit(pg, err, errlen) == -1) {
+	if (db_commit(pg, err, errlen) != DB_OK) {
 		rc = db_errclass(pg);
 		goto fail_nocommit;
 	}

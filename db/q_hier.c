@@ -37,7 +37,7 @@ qh_init_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	PGresult	*res;
 	int		 rc;
 
-	if (db_begin(pg, err, errlen) == -1)
+	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	p[0] = q->name;
 	p[1] = q->up_min_severity;
@@ -84,7 +84,7 @@ qh_init_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	    " WHERE state <> 'disconnected'", 0, NULL)) == NULL)
 		goto fail;
 	PQclear(res);
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
  fail:
@@ -161,7 +161,7 @@ qh_register_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	PGresult	*res;
 	int		 rc;
 
-	if (db_begin(pg, err, errlen) == -1)
+	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	p[0] = q->token_hash;
 	if ((res = db_exec(pg, &rc, err, errlen,
@@ -226,7 +226,7 @@ qh_register_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	    p)) == NULL)
 		goto fail;
 	PQclear(res);
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
  fail:
@@ -255,7 +255,7 @@ qh_state_run(PGconn *pg, void *arg, char *err, size_t errlen)
 		PQclear(res);
 		return DB_OK;
 	}
-	if (db_begin(pg, err, errlen) == -1)
+	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	p[0] = id;
 	if ((res = db_exec(pg, &rc, err, errlen,
@@ -310,7 +310,7 @@ qh_state_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	q->compacted = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	q->top = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
  fail:
@@ -442,7 +442,7 @@ qh_snapshot_run(PGconn *pg, void *arg, char *err, size_t errlen)
 		q->nchunks++;
 	}
 	PQclear(res);
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
  oom:
@@ -500,7 +500,7 @@ qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 		    (unsigned long long)q->last);
 	p[1] = q->recs;
 	p[2] = q->kind == QH_BATCH ? last : NULL;
-	if (db_begin(pg, err, errlen) == -1)
+	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	if ((res = db_exec(pg, &rc, err, errlen,
 	    "SELECT hier_apply($1::bigint, $2::jsonb, $3::bigint)", 3,
@@ -543,7 +543,7 @@ qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 			q->kinds |= QH_K_TASK;
 		PQclear(res);
 	}
-	if (db_commit(pg, err, errlen) == -1)
+	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;
 }

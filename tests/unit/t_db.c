@@ -39,6 +39,7 @@
 
 #include "db/db.h"
 #include "db/migrations.h"
+#include "db/q_hier.h"
 #include "log.h"
 #include "test.h"
 #include "util.h"
@@ -298,6 +299,83 @@ t_migrate(void)
 	PQfinish(c);
 }
 
+/* A statement on c whose result is not wanted, only its success. */
+static void
+ok_exec(PGconn *c, const char *sql)
+{
+	PGresult	*r = PQexec(c, sql);
+	int		 st = PQresultStatus(r);
+
+	CHECK(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+}
+
+static long
+count_of(const char *sql)
+{
+	PGconn		*c = PQconnectdb(conninfo);
+	PGresult	*r = PQexec(c, sql);
+	long		 n = -1;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		n = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return n;
+}
+
+/*
+ * A COMMIT that fails because the connection went (PostgreSQL stopping)
+ * did not commit, and the job must not say it did: a server link that
+ * took it for applied acknowledged a batch that was rolled back, and its
+ * sender compacted the batch away.  A deferred trigger that ends its own
+ * backend makes COMMIT fail just so.
+ */
+static void
+t_commit_lost(void)
+{
+	static const char peer[] = "1b2c3d4e-0000-4000-8000-00000000c0de";
+	struct qh_apply	 q;
+	PGconn		*c;
+	char		 err[512], sql[512], recs[512];
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	snprintf(sql, sizeof(sql), "INSERT INTO hier_links (role, name, "
+	    "peer_uuid) VALUES ('child', 't-lost', '%s')", peer);
+	ok_exec(c, sql);
+	ok_exec(c, "CREATE FUNCTION t_die() RETURNS trigger LANGUAGE plpgsql "
+	    "AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); "
+	    "RETURN NULL; END $$");
+	ok_exec(c, "CREATE CONSTRAINT TRIGGER t_die AFTER INSERT ON "
+	    "hier_servers DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+	    "EXECUTE FUNCTION t_die()");
+
+	memset(&q, 0, sizeof(q));
+	q.kind = QH_BATCH;
+	q.link = count_of("SELECT id FROM hier_links WHERE name = 't-lost'");
+	q.last = 7;
+	snprintf(recs, sizeof(recs), "[{\"s\":7,\"k\":\"server\","
+	    "\"op\":\"u\",\"id\":\"%s/server\",\"o\":\"%s\",\"v\":7,"
+	    "\"d\":{\"name\":\"t-lost\",\"level\":1}}]", peer, peer);
+	q.recs = recs;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_EDOWN);
+	q.recs = NULL;
+	PQfinish(c);
+	/* Nothing of it is there, and the cursor did not move. */
+	CHECK(count_of("SELECT count(*) FROM hier_servers") == 0);
+	CHECK(count_of("SELECT rx_seq FROM hier_links "
+	    "WHERE name = 't-lost'") == 0);
+
+	c = PQconnectdb(conninfo);
+	ok_exec(c, "DROP TRIGGER t_die ON hier_servers");
+	ok_exec(c, "DROP FUNCTION t_die()");
+	ok_exec(c, "DELETE FROM hier_links WHERE name = 't-lost'");
+	PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -313,6 +391,7 @@ main(void)
 		return 0;
 	}
 	t_migrate();
+	t_commit_lost();
 
 	evthread_use_pthreads();
 	base = event_base_new();
