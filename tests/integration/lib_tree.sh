@@ -137,8 +137,11 @@ tree_start() {
 	tree_use "$n"
 	! tree_alive "$n" || fail "tree_start: $n is already running"
 	echo "---- canopyd start $(date +%T)" >>"$CANOPYD_LOG"
+	# In a session of its own: when the test's process group is orphaned
+	# (a detached run), the kernel sends SIGHUP and SIGCONT to a group
+	# with a stopped member, which would end tree_stop_signal's partition.
 	# shellcheck disable=SC2086
-	"$CANOPY_BUILD/canopyd" ${CANOPYD_FLAGS--d} -c "$CANOPYD_CONF" \
+	setsid "$CANOPY_BUILD/canopyd" ${CANOPYD_FLAGS--d} -c "$CANOPYD_CONF" \
 	    >>"$CANOPYD_LOG" 2>&1 &
 	TREE_PID[$n]=$!
 	CANOPYD_PID=$!
