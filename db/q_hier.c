@@ -356,7 +356,8 @@ qh_read_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	p[2] = limit;
 	if ((res = db_exec(pg, &rc, err, errlen,
 	    "SELECT seq, (extract(epoch FROM at) * 1000)::bigint, rec,"
-	    " full_batch FROM hier_read($1::bigint, $2::bigint, $3::int)", 3,
+	    " full_batch FROM hier_read($1::bigint, $2::bigint, $3::int)"
+	    " ORDER BY seq, rec IS NULL", 3,
 	    p)) == NULL)
 		return rc;
 	n = PQntuples(res);

@@ -203,6 +203,9 @@ hl_read_done(int rc, const char *err, void *arg)
 		qh_read_free(q);
 		return;	/* the poll timer tries again */
 	}
+	log_debug("server link %s: read after %llu: %zu records up to %llu%s",
+	    hl_who(l), (unsigned long long)q->after, q->nrecs,
+	    (unsigned long long)q->last, q->more ? ", more" : "");
 	if (q->nrecs > 0)
 		hl_send_batch(l, 0, q->last, q->recs, q->nrecs, NULL,
 		    q->last_at_ms, q->more);
@@ -388,6 +391,8 @@ hl_apply_done(int rc, const char *err, void *arg)
 	}
 	switch (q->kind) {
 	case QH_BATCH:
+		log_debug("server link %s: applied up to %llu: %d records",
+		    hl_who(l), (unsigned long long)q->last, q->n);
 		hl_send_ack(l, 0, q->last);
 		break;
 	case QH_SNAP_CHUNK:
@@ -405,6 +410,53 @@ hl_apply_done(int rc, const char *err, void *arg)
 	hl_apply_next(l);
 }
 
+/*
+ * The stream batches queued behind q join it, up to HIER_APPLY_BYTES: a
+ * receiver that fell behind catches up in fewer, larger transactions, and
+ * acknowledges the last (acknowledgements are cumulative).
+ */
+static void
+hl_coalesce(struct hlink *l, struct qh_apply *q)
+{
+	struct hl_rx	*rx;
+	struct qh_apply	*n;
+	size_t		 a, b;
+	char		*t;
+
+	a = strlen(q->recs);
+	while ((rx = TAILQ_FIRST(&l->rxq)) != NULL &&
+	    rx->job->kind == QH_BATCH) {
+		n = rx->job;
+		b = strlen(n->recs);
+		if (a + b > HIER_APPLY_BYTES)
+			break;
+		/* Both are JSON arrays, "[...]". */
+		if (b > 2 && a > 2) {
+			if ((t = malloc(a + b)) == NULL)
+				break;
+			memcpy(t, q->recs, a - 1);
+			t[a - 1] = ',';
+			memcpy(t + a, n->recs + 1, b);	/* with the NUL */
+			free(q->recs);
+			q->recs = t;
+			a += b - 1;
+		} else if (b > 2) {
+			free(q->recs);
+			q->recs = n->recs;
+			n->recs = NULL;
+			a = b;
+		}
+		q->last = n->last;
+		q->more = n->more;
+		q->at_ms = n->at_ms;
+		q->lag_s = n->lag_s;
+		TAILQ_REMOVE(&l->rxq, rx, entry);
+		l->nrxq--;
+		free(rx);
+		qh_apply_free(n);
+	}
+}
+
 static void
 hl_apply_next(struct hlink *l)
 {
@@ -417,6 +469,8 @@ hl_apply_next(struct hlink *l)
 	l->nrxq--;
 	q = rx->job;
 	free(rx);
+	if (q->kind == QH_BATCH && q->recs != NULL)
+		hl_coalesce(l, q);
 	q->arg = l;
 	q->gen = l->gen;
 	hl_ref(l);

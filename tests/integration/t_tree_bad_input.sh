@@ -143,10 +143,42 @@ six() {
 }
 wait_for "kid's sixth device at the top" 30 six
 
-step "more batches than HIER_RX_QUEUE (20) unacknowledged"
-# Last, because the batches that are applied move the top's cursor.
+step "batches queued behind another are applied together, acknowledged by the last"
+# Not bad input: the receiver's catching up (HIER_APPLY_BYTES), with the
+# same tool.  Six batches at once: the first is applied alone, the others
+# queue behind it and are applied in fewer transactions; every record is
+# there, the cursor is the last batch's, and that one is acknowledged.
 tree_stop kid
 wait_for "kid's link down again" 30 kid_down
+RX=$(tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'")
+args=(--send-json "$(hello)" --recv)
+for i in 1 2 3 4 5 6; do
+	args+=(--send-json "$(jq -cn --argjson l $((RX + i)) \
+	    --arg r "$(jq -cn --argjson s $((RX + i)) --arg id "$KID/m$i" \
+	    --arg o "$KID" --arg n "merged-$i" '{s: $s, k: "device", op: "u",
+	    id: $id, o: $o, v: $s, d: {name: $n, vs: "main"}}')" \
+	    '{t: "h_batch", snap: 0, last: $l, recs: [$r]}')")
+done
+args+=(--wait-file "$TEST_DIR/merged.done")
+merged() {
+	[ "$(tree_sql top "SELECT count(*) FROM hier_devices
+	    WHERE name LIKE 'merged-%'")" = 6 ] &&
+	    [ "$(tree_sql top "SELECT rx_seq FROM hier_links
+	    WHERE name = 'kid'")" = $((RX + 6)) ]
+}
+( wait_for "the six batches applied" 30 merged; touch "$TEST_DIR/merged.done" ) &
+# What came back is printed until the probe's timeout: the acknowledgements.
+out=$("$PROBE" --ca "$TOP_CA" --cert "$KID_STATE/parent.pem" \
+    --key "$KID_STATE/parent.key" --timeout 10 "${args[@]}" \
+    "127.0.0.1:$TOP_PORT" 2>&1 || true)
+wait $! || fail "the six batches were not all applied: $out"
+assert_contains "$out" "\"seq\":$((RX + 6))" "the acknowledgement of the last batch"
+acks=$(grep -o '"t":"h_ack"' <<<"$out" | wc -l)
+[ "$acks" -ge 1 ] && [ "$acks" -le 6 ] ||
+    fail "$acks acknowledgements for six batches: $out"
+
+step "more batches than HIER_RX_QUEUE (20) unacknowledged"
+# Last, because the batches that are applied move the top's cursor.
 RX=$(tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'")
 args=(--send-json "$(hello)" --recv)
 for i in $(seq 1 40); do
