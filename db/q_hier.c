@@ -553,20 +553,18 @@ int
 qh_acked_run(PGconn *pg, void *arg, char *err, size_t errlen)
 {
 	struct qh_acked	*q = arg;
-	const char	*p[3];
-	char		 id[24], acked[24], lag[32];
+	const char	*p[2];
+	char		 id[24], acked[24];
 	PGresult	*res;
 	int		 rc;
 
 	snprintf(id, sizeof(id), "%lld", (long long)q->link);
 	snprintf(acked, sizeof(acked), "%llu", (unsigned long long)q->acked);
-	snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
 	p[0] = id;
 	p[1] = acked;
-	p[2] = lag;
 	if ((res = db_exec(pg, &rc, err, errlen,
 	    "UPDATE hier_links SET tx_acked = greatest(tx_acked, $2::bigint),"
-	    " lag_s = $3::float8, last_seen = now() WHERE id = $1::bigint", 3,
+	    " last_seen = now() WHERE id = $1::bigint", 2,
 	    p)) == NULL)
 		return rc;
 	PQclear(res);

@@ -154,11 +154,11 @@ struct qh_apply {
 int	 qh_apply_run(PGconn *, void *, char *, size_t);
 void	 qh_apply_free(struct qh_apply *);
 
-/* Acknowledgements (for compaction) and lag. */
+/* Acknowledgements (for compaction).  The link's lag is the receiver's:
+ * qh_apply_run writes it. */
 struct qh_acked {
 	int64_t		 link;
 	uint64_t	 acked;
-	double		 lag_s;
 };
 int	 qh_acked_run(PGconn *, void *, char *, size_t);
 
