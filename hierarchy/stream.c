@@ -203,9 +203,11 @@ hl_read_done(int rc, const char *err, void *arg)
 		qh_read_free(q);
 		return;	/* the poll timer tries again */
 	}
-	log_debug("server link %s: read after %llu: %zu records up to %llu%s",
-	    hl_who(l), (unsigned long long)q->after, q->nrecs,
-	    (unsigned long long)q->last, q->more ? ", more" : "");
+	if (q->nrecs > 0 || q->last != q->after)	/* not every idle poll */
+		log_debug("server link %s: read after %llu: %zu records up "
+		    "to %llu%s", hl_who(l), (unsigned long long)q->after,
+		    q->nrecs, (unsigned long long)q->last,
+		    q->more ? ", more" : "");
 	if (q->nrecs > 0)
 		hl_send_batch(l, 0, q->last, q->recs, q->nrecs, NULL,
 		    q->last_at_ms, q->more);

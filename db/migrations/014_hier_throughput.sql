@@ -503,9 +503,20 @@ END
 $$;
 
 -- ---------------------------------------------------------------------
--- Applying a batch: same contract and checks as 009's hier_apply.  The
--- writes run only for the (kind, op) pairs the batch holds, deletions by
--- key lists (index probes whatever the statistics say).
+-- The mirror of each kind of record.
+CREATE FUNCTION hier_mirror(p_kind text) RETURNS text LANGUAGE sql IMMUTABLE
+AS $$
+	SELECT CASE p_kind WHEN 'server' THEN 'hier_servers'
+	    WHEN 'group' THEN 'hier_groups' WHEN 'device' THEN 'hier_devices'
+	    WHEN 'event' THEN 'hier_events'
+	    WHEN 'task_result' THEN 'hier_task_results'
+	    WHEN 'policy' THEN 'hier_policies' WHEN 'task' THEN 'hier_tasks' END
+$$;
+
+-- Applying a batch: same contract and checks as 009's hier_apply.  Only
+-- the last record of each object is applied (batches applied together may
+-- carry one twice); deletions go by key lists to each kind's mirror, and
+-- the upserts run only for the kinds the batch holds.
 CREATE OR REPLACE FUNCTION hier_apply(p_link bigint, p_recs jsonb,
     p_last bigint)
 RETURNS integer LANGUAGE plpgsql AS $$
@@ -519,7 +530,7 @@ DECLARE
 	up	boolean;
 	has	text[];		-- '<kind>:<op>' present
 	origins	text[];		-- the well-formed ones
-	del	text[];
+	kd	text;
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link FOR UPDATE;
 	IF NOT FOUND THEN
@@ -580,7 +591,6 @@ BEGIN
 		RAISE EXCEPTION 'record % (%): %', coalesce(bad.id, '?'),
 		    coalesce(bad.k, '?'), why;
 	END IF;
-	has := ARRAY(SELECT DISTINCT r.k || ':' || r.op FROM unnest(recs) r);
 
 	-- Order: a stream moves forward only.
 	IF p_last IS NOT NULL THEN
@@ -631,21 +641,30 @@ BEGIN
 		END IF;
 	END IF;
 
-	IF 'server:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'server' AND r.op = 'd');
-		DELETE FROM hier_servers h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
+	-- One record per object, the last: batches applied together may carry
+	-- an object twice (an upsert, then its deletion).
+	recs := ARRAY(SELECT ROW(x.s, x.k, x.op, x.id, x.o, x.v, x.d)::hier_rec
+	    FROM (SELECT DISTINCT ON (y.id) y.* FROM unnest(recs)
+	    WITH ORDINALITY AS y(s, k, op, id, o, v, d, i)
+	    ORDER BY y.id, y.i DESC) x);
+	has := ARRAY(SELECT DISTINCT r.k || ':' || r.op FROM unnest(recs) r);
+
+	-- Deletions, from the mirror of each kind.
+	FOR kd IN SELECT DISTINCT r.k FROM unnest(recs) r WHERE r.op = 'd' LOOP
+		EXECUTE format('DELETE FROM %I h WHERE h.oid = ANY ($1) '
+		    'AND h.link_id = $2', hier_mirror(kd))
+		USING ARRAY(SELECT r.id FROM unnest(recs) r
+		    WHERE r.k = kd AND r.op = 'd'), p_link;
+	END LOOP;
+
 	IF 'server:u' = ANY (has) THEN
 		INSERT INTO hier_servers AS h (oid, uuid, origin, version,
 		    link_id, snap, name, parent_uuid, level, status)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.o::uuid, r.v,
+		SELECT r.id, r.o::uuid, r.o::uuid, r.v,
 		    p_link, l.rx_snap, coalesce(r.d ->> 'name', ''),
 		    (r.d ->> 'parent')::uuid, (r.d ->> 'level')::integer,
 		    coalesce(r.d -> 'status', '{}')
 		FROM unnest(recs) r WHERE r.k = 'server' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, name = EXCLUDED.name,
 		    parent_uuid = EXCLUDED.parent_uuid, level = EXCLUDED.level,
@@ -653,36 +672,23 @@ BEGIN
 		WHERE h.version <= EXCLUDED.version;
 	END IF;
 
-	IF 'group:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'group' AND r.op = 'd');
-		DELETE FROM hier_groups h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
 	IF 'group:u' = ANY (has) THEN
 		INSERT INTO hier_groups AS h (oid, origin, version, link_id,
 		    snap, vs, path)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'),
 		    coalesce(r.d ->> 'path', '')
 		FROM unnest(recs) r WHERE r.k = 'group' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, vs = EXCLUDED.vs, path = EXCLUDED.path
 		WHERE h.version <= EXCLUDED.version;
 	END IF;
 
-	IF 'device:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'device' AND r.op = 'd');
-		DELETE FROM hier_devices h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
 	IF 'device:u' = ANY (has) THEN
 		INSERT INTO hier_devices AS h (oid, origin, version, link_id,
 		    snap, vs, name, fqdn, ip, mac, os, group_path, status, source,
 		    first_seen, last_seen)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'),
 		    coalesce(r.d ->> 'name', ''), r.d ->> 'fqdn',
 		    hier_jarr(r.d -> 'ip'), hier_jarr(r.d -> 'mac'), r.d ->> 'os',
@@ -690,7 +696,6 @@ BEGIN
 		    r.d ->> 'source', (r.d ->> 'first_seen')::timestamptz,
 		    (r.d ->> 'last_seen')::timestamptz
 		FROM unnest(recs) r WHERE r.k = 'device' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, vs = EXCLUDED.vs, name = EXCLUDED.name,
 		    fqdn = EXCLUDED.fqdn, ip = EXCLUDED.ip, mac = EXCLUDED.mac,
@@ -701,23 +706,16 @@ BEGIN
 		WHERE h.version <= EXCLUDED.version;
 	END IF;
 
-	IF 'event:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'event' AND r.op = 'd');
-		DELETE FROM hier_events h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
 	IF 'event:u' = ANY (has) THEN
 		INSERT INTO hier_events AS h (oid, origin, version, link_id,
 		    snap, vs, device_oid, severity, type, time, text)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'vs', 'main'), r.d ->> 'device',
 		    coalesce(r.d ->> 'severity', 'info'),
 		    coalesce(r.d ->> 'type', ''),
 		    coalesce((r.d ->> 'time')::timestamptz, now()),
 		    coalesce(r.d ->> 'text', '')
 		FROM unnest(recs) r WHERE r.k = 'event' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, vs = EXCLUDED.vs,
 		    device_oid = EXCLUDED.device_oid,
@@ -726,24 +724,17 @@ BEGIN
 		WHERE h.version <= EXCLUDED.version;
 	END IF;
 
-	IF 'task_result:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'task_result' AND r.op = 'd');
-		DELETE FROM hier_task_results h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
 	IF 'task_result:u' = ANY (has) THEN
 		INSERT INTO hier_task_results AS h (oid, origin, version,
 		    link_id, snap, task_oid, device_oid, device_name, state,
 		    finished, exit_code, output)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'task', ''),
 		    coalesce(r.d ->> 'device', ''), r.d ->> 'device_name',
 		    coalesce(r.d ->> 'state', 'pending'),
 		    (r.d ->> 'finished')::timestamptz,
 		    (r.d ->> 'exit_code')::integer, r.d ->> 'output'
 		FROM unnest(recs) r WHERE r.k = 'task_result' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, task_oid = EXCLUDED.task_oid,
 		    device_oid = EXCLUDED.device_oid,
@@ -753,17 +744,11 @@ BEGIN
 		WHERE h.version <= EXCLUDED.version;
 	END IF;
 
-	IF 'policy:d' = ANY (has) THEN
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'policy' AND r.op = 'd');
-		DELETE FROM hier_policies h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
-	END IF;
 	IF 'policy:u' = ANY (has) THEN
 		INSERT INTO hier_policies AS h (oid, origin, version, link_id,
 		    snap, server, level, group_path, gdepth, name, product,
 		    revision, settings)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'server', ''),
 		    coalesce((r.d ->> 'level')::integer, 0),
 		    coalesce(r.d ->> 'group', ''),
@@ -773,7 +758,6 @@ BEGIN
 		    CASE WHEN jsonb_typeof(r.d -> 'settings') = 'object' THEN
 			r.d -> 'settings' ELSE '{}' END
 		FROM unnest(recs) r WHERE r.k = 'policy' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, server = EXCLUDED.server,
 		    level = EXCLUDED.level, group_path = EXCLUDED.group_path,
@@ -790,14 +774,10 @@ BEGIN
 		WHERE hier_oid IN (SELECT r.id FROM unnest(recs) r
 		    WHERE r.k = 'task' AND (r.op = 'd' OR
 		    r.d ->> 'cancelled' IS NOT NULL)) AND cancelled IS NULL;
-		del := ARRAY(SELECT r.id FROM unnest(recs) r
-		    WHERE r.k = 'task' AND r.op = 'd');
-		DELETE FROM hier_tasks h WHERE h.oid = ANY (del)
-		    AND h.link_id = p_link;
 		INSERT INTO hier_tasks AS h (oid, origin, version, link_id, snap,
 		    server, name, type, params, schedule, at, every_s, expires_s,
 		    cancelled)
-		SELECT DISTINCT ON (r.id) r.id, r.o::uuid, r.v, p_link,
+		SELECT r.id, r.o::uuid, r.v, p_link,
 		    l.rx_snap, coalesce(r.d ->> 'server', ''), r.d ->> 'name',
 		    coalesce(r.d ->> 'type', ''),
 		    CASE WHEN jsonb_typeof(r.d -> 'params') = 'object' THEN
@@ -807,7 +787,6 @@ BEGIN
 		    (r.d ->> 'expires_s')::integer,
 		    (r.d ->> 'cancelled')::timestamptz
 		FROM unnest(recs) r WHERE r.k = 'task' AND r.op = 'u'
-		ORDER BY r.id, r.v DESC
 		ON CONFLICT (oid) DO UPDATE SET version = EXCLUDED.version,
 		    snap = EXCLUDED.snap, server = EXCLUDED.server,
 		    name = EXCLUDED.name, type = EXCLUDED.type,

@@ -143,48 +143,135 @@ six() {
 }
 wait_for "kid's sixth device at the top" 30 six
 
+# The tests of the receiver's queue need it to fill first.  held_probe
+# says kid's hello, then sends what its arguments say while the top's
+# hier_apply waits for kid's link row, which a transaction of ours holds;
+# once everything is sent and the top has read it (its socket's receive
+# queue is empty), the row is let go.  The probe runs on (HELD_PROBE) until
+# $TEST_DIR/done exists or the top closes; it writes to $HELD_OUT.
+HELD_OUT=$TEST_DIR/held-probe.out
+held_probe() {
+	local f holder
+	for f in held sent release done; do
+		rm -f "$TEST_DIR/$f"
+	done
+	"$PROBE" --ca "$TOP_CA" --cert "$KID_STATE/parent.pem" \
+	    --key "$KID_STATE/parent.key" --timeout 60 \
+	    --send-json "$(hello)" --recv --wait-file "$TEST_DIR/held" "$@" \
+	    --touch-file "$TEST_DIR/sent" --wait-file "$TEST_DIR/done" \
+	    "127.0.0.1:$TOP_PORT" >"$HELD_OUT" 2>&1 &
+	HELD_PROBE=$!
+	wait_for "the top's hello" 30 grep -q '"t":"hello"' "$HELD_OUT"
+	"$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d canopy_top \
+	    -v ON_ERROR_STOP=1 -q >"$TEST_DIR/hold.log" 2>&1 <<HOLD &
+BEGIN;
+SELECT 1 FROM hier_links WHERE name = 'kid' FOR UPDATE;
+\! touch $TEST_DIR/held; n=0; while [ ! -e $TEST_DIR/release ] && [ \$n -lt 1200 ]; do sleep 0.05; n=\$((n + 1)); done
+COMMIT;
+HOLD
+	holder=$!
+	wait_for "kid's link row held" 30 test -e "$TEST_DIR/held"
+	wait_for "everything sent (or the link closed)" 60 _held_sent
+	wait_for "the top to read it all" 30 _top_read_all
+	touch "$TEST_DIR/release"
+	wait "$holder" ||
+	    fail "holding kid's link row: $(cat "$TEST_DIR/hold.log")"
+}
+_held_sent() {
+	[ -e "$TEST_DIR/sent" ] || ! kill -0 "$HELD_PROBE" 2>/dev/null
+}
+_top_read_all() {
+	ss -tnH state established "( sport = :$TOP_PORT )" |
+	    awk '$1 != 0 { n++ } END { exit n > 0 }'
+}
+# Lets the probe read what came back until a line matches $1 (or the top
+# closed), then ends it; HELD holds what it printed.
+held_probe_end() {
+	touch "$TEST_DIR/done"
+	wait_for "the top's answer ($1)" 30 _held_answered "$1"
+	kill "$HELD_PROBE" 2>/dev/null || true
+	wait "$HELD_PROBE" 2>/dev/null || true
+	HELD=$(cut -c1-300 "$HELD_OUT")
+}
+_held_answered() {
+	grep -q "$1" "$HELD_OUT" || ! kill -0 "$HELD_PROBE" 2>/dev/null
+}
+top_rx() {
+	tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'"
+}
+
 step "batches queued behind another are applied together, acknowledged by the last"
 # Not bad input: the receiver's catching up (HIER_APPLY_BYTES), with the
-# same tool.  Six batches at once: the first is applied alone, the others
-# queue behind it and are applied in fewer transactions; every record is
-# there, the cursor is the last batch's, and that one is acknowledged.
+# same tool.  Six batches queue while the first waits; then the first is
+# applied alone and the other five together.  The sixth deletes what the
+# third made: applied together, the deletion still comes last.  Every
+# other record is there, the cursor is the last batch's, and the queued
+# ones are acknowledged by one acknowledgement, of the last.
 tree_stop kid
 wait_for "kid's link down again" 30 kid_down
-RX=$(tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'")
-args=(--send-json "$(hello)" --recv)
+RX=$(top_rx)
+args=()
 for i in 1 2 3 4 5 6; do
-	args+=(--send-json "$(jq -cn --argjson l $((RX + i)) \
-	    --arg r "$(jq -cn --argjson s $((RX + i)) --arg id "$KID/m$i" \
-	    --arg o "$KID" --arg n "merged-$i" '{s: $s, k: "device", op: "u",
-	    id: $id, o: $o, v: $s, d: {name: $n, vs: "main"}}')" \
+	if [ "$i" = 6 ]; then
+		r=$(jq -cn --argjson s $((RX + i)) --arg id "$KID/m3" \
+		    --arg o "$KID" '{s: $s, k: "device", op: "d", id: $id,
+		    o: $o, v: $s}')
+	else
+		r=$(jq -cn --argjson s $((RX + i)) --arg id "$KID/m$i" \
+		    --arg o "$KID" --arg n "merged-$i" '{s: $s, k: "device",
+		    op: "u", id: $id, o: $o, v: $s, d: {name: $n, vs: "main"}}')
+	fi
+	args+=(--send-json "$(jq -cn --argjson l $((RX + i)) --arg r "$r" \
 	    '{t: "h_batch", snap: 0, last: $l, recs: [$r]}')")
 done
-args+=(--wait-file "$TEST_DIR/merged.done")
-merged() {
-	[ "$(tree_sql top "SELECT count(*) FROM hier_devices
-	    WHERE name LIKE 'merged-%'")" = 6 ] &&
-	    [ "$(tree_sql top "SELECT rx_seq FROM hier_links
-	    WHERE name = 'kid'")" = $((RX + 6)) ]
-}
-( wait_for "the six batches applied" 30 merged; touch "$TEST_DIR/merged.done" ) &
-# What came back is printed until the probe's timeout: the acknowledgements.
-out=$("$PROBE" --ca "$TOP_CA" --cert "$KID_STATE/parent.pem" \
-    --key "$KID_STATE/parent.key" --timeout 10 "${args[@]}" \
-    "127.0.0.1:$TOP_PORT" 2>&1 || true)
-wait $! || fail "the six batches were not all applied: $out"
+held_probe "${args[@]}"
+merged() { [ "$(top_rx)" = $((RX + 6)) ]; }
+wait_for "the six batches applied" 30 merged
+held_probe_end "\"seq\":$((RX + 6))"
+out=$HELD
+assert_eq "merged-1 merged-2 merged-4 merged-5" "$(tree_sql top "SELECT
+    string_agg(name, ' ' ORDER BY name) FROM hier_devices
+    WHERE name LIKE 'merged-%'")" "the devices after the six batches"
 assert_contains "$out" "\"seq\":$((RX + 6))" "the acknowledgement of the last batch"
-acks=$(grep -o '"t":"h_ack"' <<<"$out" | wc -l)
-[ "$acks" -ge 1 ] && [ "$acks" -le 6 ] ||
-    fail "$acks acknowledgements for six batches: $out"
+assert_eq 2 "$(grep -c '"t":"h_ack"' <<<"$out")" \
+    "acknowledgements, the first batch's and the last's: $out"
+
+step "batches applied together stay within HIER_APPLY_BYTES (4 MiB)"
+# Six batches of one 900 kB event each queue while the first waits: 4.5 MB
+# wait behind it, and one transaction may take four of them only (rows
+# written by one transaction share its xmin).
+RX=$(top_rx)
+head -c 900000 /dev/zero | tr '\0' x >"$TEST_DIR/big.txt"
+args=()
+for i in 1 2 3 4 5 6; do
+	jq -cn --argjson s $((RX + i)) --arg id "$KID/big$i" --arg o "$KID" \
+	    --rawfile t "$TEST_DIR/big.txt" '{t: "h_batch", snap: 0, last: $s,
+	    recs: [{s: $s, k: "event", op: "u", id: $id, o: $o, v: $s,
+	    d: {vs: "main", severity: "warning", type: "big", text: $t}}
+	    | tojson]}' >"$TEST_DIR/big-$i.json"
+	args+=(--send-json-file "$TEST_DIR/big-$i.json")
+done
+held_probe "${args[@]}"
+big_applied() { [ "$(top_rx)" = $((RX + 6)) ]; }
+wait_for "the six big batches applied" 60 big_applied
+held_probe_end "\"seq\":$((RX + 6))"
+assert_eq 6 "$(tree_sql top "SELECT count(*) FROM hier_events
+    WHERE type = 'big' AND length(text) = 900000")" "the big events"
+assert_eq "1 1 4" "$(tree_sql top "SELECT string_agg(n::text, ' '
+    ORDER BY n) FROM (SELECT count(*) AS n FROM hier_events
+    WHERE type = 'big' GROUP BY xmin::text) x")" \
+    "big events per transaction: the first, four, the last"
 
 step "more batches than HIER_RX_QUEUE (20) unacknowledged"
 # Last, because the batches that are applied move the top's cursor.
-RX=$(tree_sql top "SELECT rx_seq FROM hier_links WHERE name = 'kid'")
-args=(--send-json "$(hello)" --recv)
+RX=$(top_rx)
+args=()
 for i in $(seq 1 40); do
 	args+=(--send-json "$(jq -cn --argjson l $((RX + i)) \
 	    '{t:"h_batch",snap:0,last:$l,recs:[]}')")
 done
-out=$(probe "${args[@]}")
+held_probe "${args[@]}"
+held_probe_end window_exceeded
+out=$HELD
 expect_error "$out" window_exceeded "without acknowledgement" \
     "40 batches sent at once"

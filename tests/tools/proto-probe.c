@@ -18,14 +18,17 @@
  * proto-probe: speaks raw port-13000 protocol for tests.
  *
  *   proto-probe --ca FILE [--cert FILE --key FILE] [--timeout S]
- *       [--send-json JSON | --send-frame-hex HEX | --send-raw-hex HEX |
- *        --recv | --wait-file PATH]... HOST:PORT
+ *       [--send-json JSON | --send-json-file PATH | --send-frame-hex HEX |
+ *        --send-raw-hex HEX | --recv | --wait-file PATH |
+ *        --touch-file PATH]... HOST:PORT
  *
- * Actions run in order: --send-json packs JSON as msgpack into one frame,
+ * Actions run in order: --send-json packs JSON as msgpack into one frame
+ * (--send-json-file: the JSON in PATH, for messages too big for argv),
  * --send-frame-hex frames the given bytes, --send-raw-hex writes bytes as
  * they are (bad lengths, garbage), --recv waits for one frame, --wait-file
  * waits (within the timeout) until PATH exists, so that a test can change
- * the world in the middle of a conversation.  Then every
+ * the world in the middle of a conversation, and --touch-file creates PATH
+ * (all before it was sent, say).  Then every
  * frame received is printed as one JSON line until the server closes:
  * "CLOSED" and exit 0.  A timeout prints "TIMEOUT" (exit 2), a TLS failure
  * "TLS_ERROR: why" (exit 3), other failures exit 1.
@@ -74,7 +77,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: proto-probe --ca FILE [--cert FILE --key FILE]"
 	    " [--timeout S]\n    [--send-json JSON | --send-frame-hex HEX | "
-	    "--send-raw-hex HEX | --recv |\n     --wait-file PATH]... HOST:PORT\n");
+	    "--send-raw-hex HEX | --send-json-file PATH |\n     --recv | "
+	    "--wait-file PATH | --touch-file PATH]... HOST:PORT\n");
 	exit(1);
 }
 
@@ -329,6 +333,29 @@ send_json(const char *text)
 	return r;
 }
 
+/* A whole file, NUL-terminated (JSON too big for an argument). */
+static uint8_t *
+read_file(const char *path)
+{
+	FILE	*f;
+	uint8_t	*buf = NULL;
+	long	 len;
+
+	if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) != 0 ||
+	    (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = malloc((size_t)len + 1)) == NULL ||
+	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
+		fprintf(stderr, "proto-probe: cannot read %s\n", path);
+		free(buf);
+		if (f != NULL)
+			fclose(f);
+		return NULL;
+	}
+	buf[len] = '\0';
+	fclose(f);
+	return buf;
+}
+
 static int
 wait_file(const char *path)
 {
@@ -392,6 +419,8 @@ main(int argc, char **argv)
 		else if (strcmp(argv[i], "--timeout") == 0)
 			timeout_s = atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--send-json") != 0 &&
+		    strcmp(argv[i], "--send-json-file") != 0 &&
+		    strcmp(argv[i], "--touch-file") != 0 &&
 		    strcmp(argv[i], "--send-raw-hex") != 0 &&
 		    strcmp(argv[i], "--send-frame-hex") != 0 &&
 		    strcmp(argv[i], "--wait-file") != 0)
@@ -432,6 +461,19 @@ main(int argc, char **argv)
 				return finish(R_TIMEOUT);
 		} else if (strcmp(argv[i], "--send-json") == 0) {
 			sent_ok = send_json(argv[++i]) == 0;
+		} else if (strcmp(argv[i], "--touch-file") == 0) {
+			FILE *f = fopen(argv[++i], "w");
+
+			if (f == NULL || fclose(f) != 0) {
+				fprintf(stderr, "proto-probe: cannot create %s\n",
+				    argv[i]);
+				return 1;
+			}
+		} else if (strcmp(argv[i], "--send-json-file") == 0) {
+			if ((raw = read_file(argv[++i])) == NULL)
+				return 1;
+			sent_ok = send_json((char *)raw) == 0;
+			free(raw);
 		} else if (strcmp(argv[i], "--send-raw-hex") == 0 ||
 		    strcmp(argv[i], "--send-frame-hex") == 0) {
 			if ((raw = hex_decode(argv[i + 1], &rawlen)) == NULL) {
