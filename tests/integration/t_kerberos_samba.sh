@@ -9,69 +9,14 @@
 # Skips (77) only when Samba cannot be provisioned or started here.
 set -eu
 . "$(dirname "$0")/lib.sh"
+. "$CANOPY_ROOT/tests/integration/lib_samba.sh"
 . "$CANOPY_ROOT/tests/integration/lib_krb.sh"
 
 need_bin canopyd
-command -v samba >/dev/null && command -v samba-tool >/dev/null ||
-    skip "samba / samba-tool are not installed"
-command -v ip >/dev/null || skip "ip (iproute2) is not installed"
-
-NS=ckrb-$$-dc
-BR=ckrb$$b
-VH=ckrb$$h
-HOST_IP=10.77.3.1
-DC_IP=10.77.3.13
-SDIR=$TEST_DIR/samba
-SAMBA_PID=""
-ADMINPW='Canopy-Test-Pw1!'
 USERPW='Alice-Domain-Pw1!'
-
-_samba_cleanup() {
-	set +e
-	[ -n "$SAMBA_PID" ] && kill -TERM "$SAMBA_PID" 2>/dev/null
-	ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null
-	[ -n "$SAMBA_PID" ] && wait "$SAMBA_PID" 2>/dev/null
-	ip netns del "$NS" 2>/dev/null
-	ip link del "$VH" 2>/dev/null
-	ip link del "$BR" 2>/dev/null
-}
-trap '_samba_cleanup; _lib_cleanup' EXIT
-
-step "network namespace $NS ($DC_IP)"
-ip netns add "$NS" || skip "cannot create network namespaces here"
-ip link add "$BR" type bridge
-ip addr add "$HOST_IP/24" dev "$BR"
-ip link set "$BR" up
-ip link add "$VH" type veth peer name "${VH}n"
-ip link set "$VH" master "$BR" up
-ip link set "${VH}n" netns "$NS"
-ip netns exec "$NS" ip link set "${VH}n" name eth0
-ip netns exec "$NS" ip addr add "$DC_IP/24" dev eth0
-ip netns exec "$NS" ip link set eth0 up
-ip netns exec "$NS" ip link set lo up
-
-step "provisioning a Samba AD DC"
-mkdir -p "$SDIR"
-if ! ip netns exec "$NS" samba-tool domain provision --targetdir="$SDIR" \
-    --realm=CORP.EXAMPLE --domain=CORP --server-role=dc \
-    --dns-backend=SAMBA_INTERNAL --adminpass="$ADMINPW" --use-rfc2307 \
-    --host-ip="$DC_IP" --option="interfaces=lo eth0" \
-    --option="bind interfaces only=yes" >"$TEST_DIR/provision.log" 2>&1; then
-	tail -5 "$TEST_DIR/provision.log"
-	skip "Samba cannot be provisioned here (see provision.log)"
-fi
-sed -i "/^\[global\]/a\\
-	pid directory = $SDIR/run\\
-	ncalrpc dir = $SDIR/run/ncalrpc\\
-	winbindd socket directory = $SDIR/run/winbindd\\
-	ntp signd socket directory = $SDIR/run/ntp_signd" "$SDIR/etc/smb.conf"
-mkdir -p "$SDIR/run"
-ip netns exec "$NS" samba -s "$SDIR/etc/smb.conf" -F --no-process-group \
-    -M single >"$TEST_DIR/samba.log" 2>&1 &
-SAMBA_PID=$!
+samba_dc_start ckrb 3
 kdc_up() {
-	kill -0 "$SAMBA_PID" 2>/dev/null ||
-	    skip "Samba exited at start: $(tail -3 "$TEST_DIR/samba.log")"
+	samba_running
 	(exec 3<>"/dev/tcp/$DC_IP/88") 2>/dev/null
 }
 wait_for "the Samba KDC on $DC_IP:88" 60 kdc_up
