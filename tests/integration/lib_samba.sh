@@ -13,6 +13,10 @@
 #   samba_running
 #       true while Samba runs; skips the test when it exited at start
 #       (for the test's own wait on the service it needs)
+#   samba_tool ARGS...
+#       samba-tool on the DC's own database (its smb.conf, no network
+#       login, so no wait on the DC's authentication services), output
+#       to samba-tool.log; fails the test naming the command
 #
 # Also set: NS (the namespace), SDIR (Samba's directory).
 
@@ -89,4 +93,10 @@ samba_dc_start() {
 samba_running() {
 	kill -0 "$SAMBA_PID" 2>/dev/null ||
 	    skip "Samba exited at start: $(tail -3 "$TEST_DIR/samba.log")"
+}
+
+samba_tool() {
+	ip netns exec "$NS" samba-tool "$@" -s "$SDIR/etc/smb.conf" \
+	    >>"$TEST_DIR/samba-tool.log" 2>&1 ||
+	    fail "samba-tool $*: $(tail -3 "$TEST_DIR/samba-tool.log")"
 }

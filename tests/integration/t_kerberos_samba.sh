@@ -21,14 +21,11 @@ kdc_up() {
 }
 wait_for "the Samba KDC on $DC_IP:88" 60 kdc_up
 
-st() { ip netns exec "$NS" samba-tool "$@" -s "$SDIR/etc/smb.conf" \
-    >>"$TEST_DIR/samba-tool.log" 2>&1 ||
-    fail "samba-tool $*: $(tail -3 "$TEST_DIR/samba-tool.log")"; }
 step "a domain user, a service account with HTTP/localhost, its keytab"
-st user create alice "$USERPW"
-st user create canopy-http "Svc-$RANDOM-Pw1!" --random-password
-st spn add HTTP/localhost canopy-http
-st domain exportkeytab "$TEST_DIR/http.keytab" --principal=HTTP/localhost
+samba_tool user create alice "$USERPW"
+samba_tool user create canopy-http "Svc-$RANDOM-Pw1!" --random-password
+samba_tool spn add HTTP/localhost canopy-http
+samba_tool domain exportkeytab "$TEST_DIR/http.keytab" --principal=HTTP/localhost
 [ -s "$TEST_DIR/http.keytab" ] || fail "no keytab exported"
 
 # The client's krb5.conf: the DC is the realm's KDC.
