@@ -15,7 +15,10 @@
 -- session, every step for a kind the batch does not hold is skipped, json
 -- is built by inlined builders, origins are matched once each, the
 -- mirrors' link is enforced by a trigger on the links, and compaction
--- deletes ranges of the outbox index.
+-- deletes ranges of the outbox index.  A middle server relays a child's
+-- batch as one outbox row holding its records, where 009 wrote one row per
+-- record from the mirrors' triggers and rebuilt each record from its
+-- mirror to send it on.
 
 -- ---------------------------------------------------------------------
 -- The mirrors lose their foreign key to hier_links (a lookup per row
@@ -43,6 +46,45 @@ END
 $$;
 CREATE TRIGGER hier_links_gone BEFORE DELETE ON hier_links
 	FOR EACH ROW EXECUTE FUNCTION hier_trg_link_gone();
+
+-- ---------------------------------------------------------------------
+-- Relaying.  A middle server forwards a child's stream batch as one
+-- outbox row (kind 'relay'): recs holds the records, as json without their
+-- sequence numbers; the row owns the n numbers up to its seq, one per
+-- record, so that a cursor may stop inside it.  The mirrors' triggers stay
+-- quiet while hier_apply writes such a batch (canopy.hier_relay), and
+-- forward as before everything else (snapshots, a link's removal, what
+-- comes down).  The records are stored as they are: compressing them
+-- would cost more than it saves for a row that lives until acknowledged.
+ALTER TABLE hier_changes ADD COLUMN n integer CHECK (n > 0),
+    ADD COLUMN recs text[];
+ALTER TABLE hier_changes ALTER COLUMN recs SET STORAGE EXTERNAL;
+
+CREATE OR REPLACE FUNCTION hier_trg_fwd() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NOT hier_has_links(TG_ARGV[1]) OR (TG_ARGV[1] = 'u' AND
+	    current_setting('canopy.hier_relay', true) = 'on') THEN
+		RETURN NULL;
+	END IF;
+	PERFORM pg_advisory_xact_lock(7418930251);
+	IF TG_OP = 'INSERT' THEN
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'u',
+		    n.oid FROM new_rows n ORDER BY n.oid;
+	ELSIF TG_OP = 'DELETE' THEN
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'd',
+		    o.oid FROM old_rows o ORDER BY o.oid;
+	ELSE
+		INSERT INTO hier_changes (seq, dir, kind, op, oid)
+		SELECT nextval('hier_seq'), TG_ARGV[1]::"char", TG_ARGV[0], 'u',
+		    n.oid FROM new_rows n JOIN old_rows o ON o.oid = n.oid
+		WHERE o.version IS DISTINCT FROM n.version ORDER BY n.oid;
+	END IF;
+	PERFORM pg_notify('hier_changes', '');
+	RETURN NULL;
+END
+$$;
 
 -- hier_changes (dir, seq) is the only path a read takes: a range scan
 -- that stops after the batch.  With statistics of a queue table just
@@ -250,7 +292,8 @@ $$;
 -- The stream: 009's hier_read, except that the rows come in no order
 -- (each kind is returned as it is read, without gathering them first): the
 -- caller orders them by seq, the end row (rec NULL) after a record of the
--- same number.
+-- same number.  A relayed batch is read alone; full_batch says whether
+-- more is waiting.
 CREATE OR REPLACE FUNCTION hier_read(p_link bigint, p_after bigint,
     p_limit integer)
 RETURNS TABLE (seq bigint, at timestamptz, rec text, full_batch boolean)
@@ -283,26 +326,52 @@ BEGIN
 		scope := ARRAY(SELECT x.id FROM hier_child_scope(l.group_id) x);
 	END IF;
 
+	-- A relayed batch (hier_apply) goes alone, cut at p_limit records
+	-- (the cursor may stop inside it); other changes go up to the next
+	-- relayed batch.
+	SELECT c.seq, c.n, c.at INTO top, n, top_at FROM hier_changes c
+	WHERE c.dir = d AND c.seq > p_after ORDER BY c.dir, c.seq LIMIT 1;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	IF n IS NOT NULL THEN
+		top := least(top, p_after + p_limit);
+		RETURN QUERY SELECT x.s, h.at,
+		    '{"s" : ' || x.s || ', ' || substr(x.t, 2), NULL::boolean
+		FROM hier_changes h CROSS JOIN LATERAL (SELECT h.seq - h.n + u.i
+		    AS s, u.t FROM unnest(h.recs) WITH ORDINALITY u(t, i)) x
+		WHERE h.dir = d AND h.seq = (SELECT c.seq FROM hier_changes c
+		    WHERE c.dir = d AND c.seq > p_after
+		    ORDER BY c.dir, c.seq LIMIT 1)
+		    AND x.s > p_after AND x.s <= top;
+		RETURN QUERY SELECT top, top_at, NULL::text, EXISTS (SELECT 1
+		    FROM hier_changes c WHERE c.dir = d AND c.seq > top);
+		RETURN;
+	END IF;
+
+	-- One entry per object, its latest change (COLLATE "C": a byte
+	-- comparison, where the database's collation may go through strcoll).
 	WITH c0 AS MATERIALIZED (
 		SELECT c.seq, c.at, c.kind, c.op, c.oid, c.scope_group
 		FROM hier_changes c WHERE c.dir = d AND c.seq > p_after
 		ORDER BY c.dir, c.seq LIMIT p_limit),
+	c1 AS MATERIALIZED (
+		SELECT * FROM c0 WHERE c0.seq < coalesce((SELECT min(r.seq)
+		    FROM c0 r WHERE r.kind = 'relay'), 9223372036854775807)),
 	c AS (
-		SELECT DISTINCT ON (c0.oid) c0.seq, c0.at, c0.kind, c0.op, c0.oid
-		FROM c0 WHERE d = 'u' OR c0.scope_group IS NULL
-		    OR c0.scope_group = ANY (scope)
-		ORDER BY c0.oid, c0.seq DESC)
-	SELECT (SELECT count(*) FROM c0), (SELECT max(c0.seq) FROM c0),
-	    (SELECT max(c0.at) FROM c0),
+		SELECT DISTINCT ON (c1.oid COLLATE "C") c1.seq, c1.at, c1.kind,
+		    c1.op, c1.oid
+		FROM c1 WHERE d = 'u' OR c1.scope_group IS NULL
+		    OR c1.scope_group = ANY (scope)
+		ORDER BY c1.oid COLLATE "C", c1.seq DESC)
+	SELECT (SELECT count(*) FROM c1), (SELECT max(c1.seq) FROM c1),
+	    (SELECT max(c1.at) FROM c1),
 	    array_agg(c.seq), array_agg(c.at), array_agg(c.kind),
 	    array_agg(c.op), array_agg(c.oid),
 	    array_agg(DISTINCT c.kind || CASE WHEN split_part(c.oid, '/', 1)
 		= me THEN ':l' ELSE ':m' END) FILTER (WHERE c.op = 'u')
 	INTO n, top, top_at, c_seq, c_at, c_kind, c_op, c_oid, kinds
 	FROM c;
-	IF n = 0 THEN
-		RETURN;
-	END IF;
 	kinds := coalesce(kinds, '{}');
 
 	-- Deletions carry no state.
@@ -498,7 +567,8 @@ BEGIN
 
 	-- The end: the highest sequence number read (the cursor moves there
 	-- even when the last changes were of objects gone since).
-	RETURN QUERY SELECT top, top_at, NULL::text, n >= p_limit;
+	RETURN QUERY SELECT top, top_at, NULL::text, n >= p_limit OR EXISTS (
+	    SELECT 1 FROM hier_changes c WHERE c.dir = d AND c.seq > top);
 END
 $$;
 
@@ -519,7 +589,8 @@ $$;
 -- the upserts run only for the kinds the batch holds.
 CREATE OR REPLACE FUNCTION hier_apply(p_link bigint, p_recs jsonb,
     p_last bigint)
-RETURNS integer LANGUAGE plpgsql AS $$
+RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
 	l	hier_links;
 	me	text := hier_me();
@@ -531,6 +602,8 @@ DECLARE
 	has	text[];		-- '<kind>:<op>' present
 	origins	text[];		-- the well-formed ones
 	kd	text;
+	relay	text[];		-- the records going on up, as one row
+	first	bigint;
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link FOR UPDATE;
 	IF NOT FOUND THEN
@@ -562,8 +635,9 @@ BEGIN
 
 	-- Shape: the first bad record is named.  A batch has few origins:
 	-- each is matched once.
-	origins := ARRAY(SELECT DISTINCT r.o FROM unnest(recs) r
-	    WHERE r.o ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$');
+	origins := ARRAY(SELECT DISTINCT r.o FROM unnest(recs) r);
+	origins := ARRAY(SELECT x FROM unnest(origins) x
+	    WHERE x ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$');
 	SELECT x.s, x.k, x.op, x.id, x.o, x.v, x.d, x.why
 	INTO bad.s, bad.k, bad.op, bad.id, bad.o, bad.v, bad.d, why
 	FROM (SELECT r.*, CASE
@@ -646,8 +720,19 @@ BEGIN
 	recs := ARRAY(SELECT ROW(x.s, x.k, x.op, x.id, x.o, x.v, x.d)::hier_rec
 	    FROM (SELECT DISTINCT ON (y.id) y.* FROM unnest(recs)
 	    WITH ORDINALITY AS y(s, k, op, id, o, v, d, i)
-	    ORDER BY y.id, y.i DESC) x);
+	    ORDER BY y.id, y.i DESC) x ORDER BY x.i);
 	has := ARRAY(SELECT DISTINCT r.k || ':' || r.op FROM unnest(recs) r);
+
+	-- Relayed: a stream batch from a child goes on up as one outbox row
+	-- holding its records (without their sequence numbers, which hier_read
+	-- gives from the row's range), instead of one row per record written
+	-- by the mirrors' triggers and each record rebuilt from its mirror.
+	IF up AND p_last IS NOT NULL AND hier_has_links('u') THEN
+		relay := ARRAY(SELECT json_build_object('k', r.k, 'op', r.op,
+		    'id', r.id, 'o', r.o, 'v', r.v, 'd', r.d)::text
+		    FROM unnest(recs) r);
+		PERFORM set_config('canopy.hier_relay', 'on', true);
+	END IF;
 
 	-- Deletions, from the mirror of each kind.
 	FOR kd IN SELECT DISTINCT r.k FROM unnest(recs) r WHERE r.op = 'd' LOOP
@@ -811,6 +896,21 @@ BEGIN
 		    AND h.type IN ('inventory_refresh', 'run_command')
 		    AND h.schedule IN ('now', 'at', 'every')
 		ON CONFLICT (hier_oid) DO NOTHING;
+	END IF;
+
+	IF relay IS NOT NULL THEN
+		PERFORM set_config('canopy.hier_relay', 'off', true);
+		-- A range of sequence numbers, one per record; the row takes
+		-- the last.  Under the outbox lock, as hier_log.
+		PERFORM pg_advisory_xact_lock(7418930251);
+		first := nextval('hier_seq');
+		IF cardinality(relay) > 1 THEN
+			PERFORM setval('hier_seq', first + cardinality(relay) - 1);
+		END IF;
+		INSERT INTO hier_changes (seq, dir, kind, op, oid, n, recs)
+		VALUES (first + cardinality(relay) - 1, 'u', 'relay', 'u', '',
+		    cardinality(relay), relay);
+		PERFORM pg_notify('hier_changes', '');
 	END IF;
 
 	IF p_last IS NOT NULL THEN

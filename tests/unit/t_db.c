@@ -36,6 +36,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <jansson.h>
 
 #include "db/db.h"
 #include "db/migrations.h"
@@ -376,6 +377,133 @@ t_commit_lost(void)
 	PQfinish(c);
 }
 
+/* Frees what a read returned, for the next. */
+static void
+read_reset(struct qh_read *r)
+{
+	size_t	i;
+
+	for (i = 0; i < r->nrecs; i++)
+		free(r->recs[i]);
+	free(r->recs);
+	r->recs = NULL;
+	r->nrecs = 0;
+}
+
+/* The "s" and "id" of a record read back. */
+static void
+rec_fields(const char *rec, long long *s, char *id, size_t idlen)
+{
+	json_error_t	 je;
+	json_t		*o = json_loads(rec, 0, &je);
+
+	CHECK(o != NULL);
+	*s = json_integer_value(json_object_get(o, "s"));
+	snprintf(id, idlen, "%s",
+	    json_string_value(json_object_get(o, "id")) ?: "");
+	json_decref(o);
+}
+
+/*
+ * A middle server relays a child's stream batch as one outbox row: the
+ * mirrors' triggers write nothing for it, the row owns one sequence number
+ * per record, and a read may stop inside it (the batch limit) and go on
+ * from there.  Changes of its own go in batches of their own.
+ */
+static void
+t_relay(void)
+{
+	static const char peer[] = "1b2c3d4e-0000-4000-8000-0000000be1a7";
+	struct qh_apply	 q;
+	struct qh_read	 r;
+	PGconn		*c;
+	char		 err[512], sql[512], recs[2048], id[128], want[128];
+	long		 first, end, parent;
+	long long	 s;
+	size_t		 i, off;
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	ok_exec(c, "INSERT INTO hier_links (role, name) VALUES ('parent', "
+	    "'t-up')");
+	snprintf(sql, sizeof(sql), "INSERT INTO hier_links (role, name, "
+	    "peer_uuid) VALUES ('child', 't-relay', '%s')", peer);
+	ok_exec(c, sql);
+	/* One change of this server's own before the batch. */
+	ok_exec(c, "SELECT hier_log('u', 'server', 'u', hier_me() || "
+	    "'/server', NULL)");
+	parent = count_of("SELECT id FROM hier_links WHERE role = 'parent'");
+
+	memset(&q, 0, sizeof(q));
+	q.kind = QH_BATCH;
+	q.link = count_of("SELECT id FROM hier_links WHERE name = 't-relay'");
+	q.last = 15;
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
+	for (i = 0; i < 5; i++)
+		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
+		    "%s{\"s\":%zu,\"k\":\"event\",\"op\":\"u\","
+		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
+		    "\"d\":{\"severity\":\"warning\",\"text\":\"e%zu\"}}",
+		    i ? "," : "", 11 + i, peer, i + 1, peer, 11 + i, i + 1);
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	q.recs = recs;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	q.recs = NULL;
+	CHECK(q.n == 5);
+	CHECK(count_of("SELECT count(*) FROM hier_events") == 5);
+	/* One row for the five records, none written by the triggers. */
+	CHECK(count_of("SELECT count(*) FROM hier_changes WHERE dir = 'u' "
+	    "AND kind = 'event'") == 0);
+	CHECK(count_of("SELECT n FROM hier_changes WHERE kind = 'relay'")
+	    == 5);
+	end = count_of("SELECT seq FROM hier_changes WHERE kind = 'relay'");
+	first = end - 4;
+	/* The next number is past the row's range. */
+	ok_exec(c, "SELECT hier_log('u', 'server', 'u', hier_me() || "
+	    "'/server', NULL)");
+	CHECK(count_of("SELECT max(seq) FROM hier_changes") == end + 1);
+
+	/* The change before the batch comes alone. */
+	memset(&r, 0, sizeof(r));
+	r.link = parent;
+	r.after = 0;
+	r.limit = 3;
+	r.max_bytes = 1 << 20;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 1 && r.last == (uint64_t)first - 1 && r.more);
+	read_reset(&r);
+
+	/* The batch, cut at the limit: the cursor stops inside it. */
+	r.after = r.last;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 3 && r.last == (uint64_t)first + 2 && r.more);
+	for (i = 0; i < r.nrecs; i++) {
+		rec_fields(r.recs[i], &s, id, sizeof(id));
+		snprintf(want, sizeof(want), "%s/event/%zu", peer, i + 1);
+		CHECK(s == first + (long long)i && strcmp(id, want) == 0);
+	}
+	read_reset(&r);
+	/* ... and goes on from there, up to the end of its range. */
+	r.after = r.last;
+	r.limit = 1000;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 2 && r.last == (uint64_t)end && r.more);
+	rec_fields(r.recs[1], &s, id, sizeof(id));
+	snprintf(want, sizeof(want), "%s/event/5", peer);
+	CHECK(s == end && strcmp(id, want) == 0);
+	read_reset(&r);
+	/* The change after it, alone again; then nothing more. */
+	r.after = r.last;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 1 && r.last == (uint64_t)end + 1 && !r.more);
+	read_reset(&r);
+
+	ok_exec(c, "DELETE FROM hier_links WHERE name IN ('t-relay', "
+	    "'t-up')");
+	ok_exec(c, "DELETE FROM hier_changes");
+	PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -392,6 +520,7 @@ main(void)
 	}
 	t_migrate();
 	t_commit_lost();
+	t_relay();
 
 	evthread_use_pthreads();
 	base = event_base_new();
