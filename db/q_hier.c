@@ -468,8 +468,8 @@ int
 qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 {
 	struct qh_apply	*q = arg;
-	const char	*p[3];
-	char		 id[24], last[24];
+	const char	*p[4];
+	char		 id[24], last[24], relay_max[16];
 	PGresult	*res;
 	int		 rc;
 
@@ -501,10 +501,13 @@ qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 		    (unsigned long long)q->last);
 	p[1] = q->recs;
 	p[2] = q->kind == QH_BATCH ? last : NULL;
+	/* What a middle server relays goes in rows a read takes whole. */
+	snprintf(relay_max, sizeof(relay_max), "%d", HIER_BATCH_RECORDS);
+	p[3] = relay_max;
 	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	if ((res = db_exec(pg, &rc, err, errlen,
-	    "SELECT hier_apply($1::bigint, $2::jsonb, $3::bigint)", 3,
+	    "SELECT hier_apply($1::bigint, $2::jsonb, $3::bigint, $4::int)", 4,
 	    p)) == NULL) {
 		db_rollback(pg);
 		/* A statement that failed on what the peer sent. */

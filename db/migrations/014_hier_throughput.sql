@@ -59,6 +59,9 @@ CREATE TRIGGER hier_links_gone BEFORE DELETE ON hier_links
 ALTER TABLE hier_changes ADD COLUMN n integer CHECK (n > 0),
     ADD COLUMN recs text[];
 ALTER TABLE hier_changes ALTER COLUMN recs SET STORAGE EXTERNAL;
+-- where a read of other changes stops
+CREATE INDEX hier_changes_relay ON hier_changes (dir, seq)
+	WHERE n IS NOT NULL;
 
 CREATE OR REPLACE FUNCTION hier_trg_fwd() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -314,6 +317,7 @@ DECLARE
 	c_op	"char"[];
 	c_oid	text[];
 	kinds	text[];		-- '<kind>:l' (local) or ':m' (mirror), updates
+	relay_at bigint;	-- the next relayed batch
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link;
 	IF NOT FOUND THEN
@@ -351,13 +355,14 @@ BEGIN
 
 	-- One entry per object, its latest change (COLLATE "C": a byte
 	-- comparison, where the database's collation may go through strcoll).
-	WITH c0 AS MATERIALIZED (
+	relay_at := coalesce((SELECT c.seq FROM hier_changes c WHERE c.dir = d
+	    AND c.seq > p_after AND c.n IS NOT NULL ORDER BY c.dir, c.seq
+	    LIMIT 1), 9223372036854775807);
+	WITH c1 AS MATERIALIZED (
 		SELECT c.seq, c.at, c.kind, c.op, c.oid, c.scope_group
 		FROM hier_changes c WHERE c.dir = d AND c.seq > p_after
+		    AND c.seq < relay_at
 		ORDER BY c.dir, c.seq LIMIT p_limit),
-	c1 AS MATERIALIZED (
-		SELECT * FROM c0 WHERE c0.seq < coalesce((SELECT min(r.seq)
-		    FROM c0 r WHERE r.kind = 'relay'), 9223372036854775807)),
 	c AS (
 		SELECT DISTINCT ON (c1.oid COLLATE "C") c1.seq, c1.at, c1.kind,
 		    c1.op, c1.oid
@@ -587,8 +592,9 @@ $$;
 -- the last record of each object is applied (batches applied together may
 -- carry one twice); deletions go by key lists to each kind's mirror, and
 -- the upserts run only for the kinds the batch holds.
-CREATE OR REPLACE FUNCTION hier_apply(p_link bigint, p_recs jsonb,
-    p_last bigint)
+DROP FUNCTION hier_apply(bigint, jsonb, bigint);
+CREATE FUNCTION hier_apply(p_link bigint, p_recs jsonb, p_last bigint,
+    p_relay_max integer)
 RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
@@ -602,7 +608,8 @@ DECLARE
 	has	text[];		-- '<kind>:<op>' present
 	origins	text[];		-- the well-formed ones
 	kd	text;
-	relay	text[];		-- the records going on up, as one row
+	relay	text[];		-- the records going on up
+	nr	integer;
 	first	bigint;
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link FOR UPDATE;
@@ -900,16 +907,22 @@ BEGIN
 
 	IF relay IS NOT NULL THEN
 		PERFORM set_config('canopy.hier_relay', 'off', true);
-		-- A range of sequence numbers, one per record; the row takes
-		-- the last.  Under the outbox lock, as hier_log.
+		-- A range of sequence numbers, one per record, in rows of
+		-- p_relay_max records at most (a read of a row takes all of
+		-- it, batches applied together may hold many more); each row
+		-- takes the last of its range.  Under the outbox lock, as
+		-- hier_log.
+		nr := cardinality(relay);
 		PERFORM pg_advisory_xact_lock(7418930251);
 		first := nextval('hier_seq');
-		IF cardinality(relay) > 1 THEN
-			PERFORM setval('hier_seq', first + cardinality(relay) - 1);
+		IF nr > 1 THEN
+			PERFORM setval('hier_seq', first + nr - 1);
 		END IF;
 		INSERT INTO hier_changes (seq, dir, kind, op, oid, n, recs)
-		VALUES (first + cardinality(relay) - 1, 'u', 'relay', 'u', '',
-		    cardinality(relay), relay);
+		SELECT first + least((g + 1) * p_relay_max, nr) - 1, 'u', 'relay',
+		    'u', '', least(p_relay_max, nr - g * p_relay_max),
+		    relay[g * p_relay_max + 1 : (g + 1) * p_relay_max]
+		FROM generate_series(0, (nr - 1) / p_relay_max) g;
 		PERFORM pg_notify('hier_changes', '');
 	END IF;
 

@@ -417,7 +417,7 @@ t_relay(void)
 	struct qh_apply	 q;
 	struct qh_read	 r;
 	PGconn		*c;
-	char		 err[512], sql[512], recs[2048], id[128], want[128];
+	char		 err[512], sql[2048], recs[2048], id[128], want[128];
 	long		 first, end, parent;
 	long long	 s;
 	size_t		 i, off;
@@ -498,6 +498,34 @@ t_relay(void)
 	CHECK(r.nrecs == 1 && r.last == (uint64_t)end + 1 && !r.more);
 	read_reset(&r);
 
+	/* Batches applied together are relayed in rows a read takes whole:
+	 * 5 records, 2 at most a row, make rows of 2, 2 and 1, one range. */
+	off = (size_t)snprintf(sql, sizeof(sql), "SELECT hier_apply(%ld, "
+	    "'[", (long)q.link);
+	for (i = 0; i < 5; i++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+		    "%s{\"s\":%zu,\"k\":\"event\",\"op\":\"u\","
+		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
+		    "\"d\":{}}", i ? "," : "", 21 + i, peer, 21 + i, peer,
+		    21 + i);
+	snprintf(sql + off, sizeof(sql) - off, "]', 25, 2)");
+	ok_exec(c, sql);
+	CHECK(count_of("SELECT count(*) FROM hier_events") == 10);
+	CHECK(count_of("SELECT (array_agg(n ORDER BY seq))[1] * 100 + "
+	    "(array_agg(n ORDER BY seq))[2] * 10 + (array_agg(n ORDER BY "
+	    "seq))[3] FROM hier_changes WHERE kind = 'relay' AND seq > "
+	    "(SELECT max(seq) FROM hier_changes WHERE kind = 'server')")
+	    == 221);
+	r.after = r.last;
+	for (i = 0; i < 3; i++) {
+		CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+		CHECK(r.nrecs == (i < 2 ? 2u : 1u) &&
+		    r.last == (uint64_t)end + 3 + 2 * i - (i == 2));
+		r.after = r.last;
+		read_reset(&r);
+	}
+	PQfinish(c);
+	c = PQconnectdb(conninfo);
 	ok_exec(c, "DELETE FROM hier_links WHERE name IN ('t-relay', "
 	    "'t-up')");
 	ok_exec(c, "DELETE FROM hier_changes");
