@@ -101,6 +101,7 @@
 #define DB_CONNECT_TIMEOUT_S	5	/* libpq connect_timeout */
 #define DB_BACKOFF_MIN_MS	250	/* reconnect backoff, doubled with jitter */
 #define DB_BACKOFF_MAX_MS	10000
+#define DB_TX_ATTEMPTS		3	/* db_tx: a deadlock or serialization failure */
 #define DB_STOP_GRACE_MS	5000	/* db_stop lets the queue drain this long */
 #define DB_PING_S		5	/* an idle worker checks its connection */
 

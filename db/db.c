@@ -924,6 +924,29 @@ db_commit(PGconn *conn, char *err, size_t errlen)
 	return DB_OK;
 }
 
+int
+db_tx(PGconn *conn, int (*fn)(PGconn *, void *, char *, size_t), void *arg,
+    char *err, size_t errlen)
+{
+	int	attempt, rc = DB_ERR;
+
+	for (attempt = 1; attempt <= DB_TX_ATTEMPTS; attempt++) {
+		if ((rc = db_begin(conn, err, errlen)) == DB_OK &&
+		    (rc = fn(conn, arg, err, errlen)) == DB_OK &&
+		    (rc = db_commit(conn, err, errlen)) == DB_OK)
+			return DB_OK;
+		db_rollback(conn);
+		/* Transient (db_exec), with the connection still good. */
+		if (rc != DB_EDOWN || PQstatus(conn) != CONNECTION_OK ||
+		    !db_ping(conn))
+			break;
+		if (attempt < DB_TX_ATTEMPTS)
+			log_info("db: %s; trying again (%d of %d)", err,
+			    attempt + 1, DB_TX_ATTEMPTS);
+	}
+	return rc;
+}
+
 void
 db_rollback(PGconn *conn)
 {

@@ -103,4 +103,15 @@ int	 db_tenant(PGconn *, int vs_id);
 /* DB_EDOWN if the connection is bad, else DB_ERR. */
 int	 db_errclass(PGconn *);
 
+/*
+ * Runs fn(conn, arg, err, errlen) inside BEGIN ... COMMIT, again (up to
+ * DB_TX_ATTEMPTS times in all) while it fails for a reason that passes with
+ * another try and leaves the connection usable: a deadlock, a
+ * serialization failure, a lock not available.  For writes nobody would
+ * send again: a deadlock with another writer of the same rows must not
+ * lose them.  fn must not commit, and must do the same when run again.
+ */
+int	 db_tx(PGconn *, int (*)(PGconn *, void *, char *, size_t), void *,
+	    char *, size_t);
+
 #endif

@@ -300,6 +300,17 @@ policy_session_ready(struct canopyd *cd, const char *device_id, int vs_id)
 }
 
 static int
+policy_ack_tx(PGconn *pg, void *js, char *err, size_t errlen)
+{
+	return qp_ack(pg, js, err, errlen);
+}
+
+/*
+ * The agents do not send an acknowledgement again: one lost to a deadlock
+ * with another writer of the devices (the rules' round) would leave the
+ * device's policy unconfirmed until its next session.
+ */
+static int
 policy_ack_run(PGconn *pg, void **items, size_t n, char *err, size_t errlen)
 {
 	json_t	*a;
@@ -325,11 +336,7 @@ policy_ack_run(PGconn *pg, void **items, size_t n, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return DB_ERR;
 	}
-	if ((rc = db_begin(pg, err, errlen)) == DB_OK &&
-	    (rc = qp_ack(pg, js, err, errlen)) == DB_OK)
-		rc = db_commit(pg, err, errlen);
-	else
-		db_rollback(pg);
+	rc = db_tx(pg, policy_ack_tx, js, err, errlen);
 	free(js);
 	return rc;
 }

@@ -38,6 +38,7 @@
 #include <event2/thread.h>
 #include <jansson.h>
 
+#include "canopy_limits.h"
 #include "db/db.h"
 #include "db/migrations.h"
 #include "db/q_hier.h"
@@ -532,6 +533,73 @@ t_relay(void)
 	PQfinish(c);
 }
 
+/* db_tx's body: a row, then a function that fails while told to. */
+static int
+flaky_tx(PGconn *c, void *arg, char *err, size_t errlen)
+{
+	const char	*p[1] = { arg };
+	PGresult	*res;
+	int		 rc;
+
+	if ((res = db_exec(c, &rc, err, errlen, "INSERT INTO t_flaky_done "
+	    "VALUES (1)", 0, NULL)) == NULL)
+		return rc;
+	PQclear(res);
+	if ((res = db_exec(c, &rc, err, errlen, "SELECT t_flaky($1)", 1,
+	    p)) == NULL)
+		return rc;
+	PQclear(res);
+	return DB_OK;
+}
+
+/*
+ * db_tx tries a transaction again after a deadlock (or the like), up to
+ * DB_TX_ATTEMPTS times in all, and not after an error of the statement.
+ */
+static void
+t_tx_retry(void)
+{
+	PGconn	*c;
+	char	 err[512], fails[32];
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	ok_exec(c, "CREATE SEQUENCE t_flaky_n");
+	ok_exec(c, "CREATE TABLE t_flaky_done (x int)");
+	ok_exec(c, "CREATE FUNCTION t_flaky(how text) RETURNS void "
+	    "LANGUAGE plpgsql AS $$ BEGIN IF how = 'bad' THEN RAISE "
+	    "EXCEPTION 'bad input' USING ERRCODE = '22023'; END IF; "
+	    "IF nextval('t_flaky_n') <= how::int THEN RAISE EXCEPTION "
+	    "'deadlock, made up' USING ERRCODE = '40P01'; END IF; END $$");
+
+	/* Fails on all but the last attempt: done, once. */
+	snprintf(fails, sizeof(fails), "%d", DB_TX_ATTEMPTS - 1);
+	CHECK(db_tx(c, flaky_tx, fails, err, sizeof(err)) == DB_OK);
+	CHECK(count_of("SELECT count(*) FROM t_flaky_done") == 1);
+	CHECK(count_of("SELECT last_value FROM t_flaky_n") == DB_TX_ATTEMPTS);
+
+	/* Fails every time: transient, nothing written, no more attempts. */
+	ok_exec(c, "SELECT setval('t_flaky_n', 1, false)");
+	snprintf(fails, sizeof(fails), "%d", DB_TX_ATTEMPTS);
+	CHECK(db_tx(c, flaky_tx, fails, err, sizeof(err)) == DB_EDOWN);
+	CHECK(strstr(err, "deadlock, made up") != NULL);
+	CHECK(count_of("SELECT count(*) FROM t_flaky_done") == 1);
+	CHECK(count_of("SELECT last_value FROM t_flaky_n") == DB_TX_ATTEMPTS);
+	CHECK(PQtransactionStatus(c) == PQTRANS_IDLE);
+
+	/* Bad input is not tried again. */
+	ok_exec(c, "SELECT setval('t_flaky_n', 1, false)");
+	CHECK(db_tx(c, flaky_tx, "bad", err, sizeof(err)) == DB_ERR);
+	CHECK(count_of("SELECT count(*) FROM t_flaky_done") == 1);
+	CHECK(count_of("SELECT count(*) FROM t_flaky_n WHERE is_called")
+	    == 0);
+
+	ok_exec(c, "DROP FUNCTION t_flaky(text)");
+	ok_exec(c, "DROP TABLE t_flaky_done");
+	ok_exec(c, "DROP SEQUENCE t_flaky_n");
+	PQfinish(c);
+}
+
 int
 main(void)
 {
@@ -549,6 +617,7 @@ main(void)
 	t_migrate();
 	t_commit_lost();
 	t_relay();
+	t_tx_retry();
 
 	evthread_use_pthreads();
 	base = event_base_new();
