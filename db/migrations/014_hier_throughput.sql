@@ -317,7 +317,7 @@ DECLARE
 	c_op	"char"[];
 	c_oid	text[];
 	kinds	text[];		-- '<kind>:l' (local) or ':m' (mirror), updates
-	relay_at bigint;	-- the next relayed batch
+	relay_at bigint;	-- a relayed batch: its row
 BEGIN
 	SELECT * INTO l FROM hier_links WHERE id = p_link;
 	IF NOT FOUND THEN
@@ -333,20 +333,18 @@ BEGIN
 	-- A relayed batch (hier_apply) goes alone, cut at p_limit records
 	-- (the cursor may stop inside it); other changes go up to the next
 	-- relayed batch.
-	SELECT c.seq, c.n, c.at INTO top, n, top_at FROM hier_changes c
+	SELECT c.seq, c.n, c.at INTO relay_at, n, top_at FROM hier_changes c
 	WHERE c.dir = d AND c.seq > p_after ORDER BY c.dir, c.seq LIMIT 1;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
 	IF n IS NOT NULL THEN
-		top := least(top, p_after + p_limit);
+		top := least(relay_at, greatest(p_after, relay_at - n) + p_limit);
 		RETURN QUERY SELECT x.s, h.at,
 		    '{"s" : ' || x.s || ', ' || substr(x.t, 2), NULL::boolean
 		FROM hier_changes h CROSS JOIN LATERAL (SELECT h.seq - h.n + u.i
 		    AS s, u.t FROM unnest(h.recs) WITH ORDINALITY u(t, i)) x
-		WHERE h.dir = d AND h.seq = (SELECT c.seq FROM hier_changes c
-		    WHERE c.dir = d AND c.seq > p_after
-		    ORDER BY c.dir, c.seq LIMIT 1)
+		WHERE h.dir = d AND h.seq = relay_at
 		    AND x.s > p_after AND x.s <= top;
 		RETURN QUERY SELECT top, top_at, NULL::text, EXISTS (SELECT 1
 		    FROM hier_changes c WHERE c.dir = d AND c.seq > top);
