@@ -16,7 +16,7 @@
 -- is built by inlined builders, origins are matched once each, the
 -- mirrors' link is enforced by a trigger on the links, and compaction
 -- deletes ranges of the outbox index.  A middle server relays a child's
--- batch as one outbox row holding its records, where 009 wrote one row per
+-- batch as outbox rows holding its records, where 009 wrote one row per
 -- record from the mirrors' triggers and rebuilt each record from its
 -- mirror to send it on.
 
@@ -48,14 +48,15 @@ CREATE TRIGGER hier_links_gone BEFORE DELETE ON hier_links
 	FOR EACH ROW EXECUTE FUNCTION hier_trg_link_gone();
 
 -- ---------------------------------------------------------------------
--- Relaying.  A middle server forwards a child's stream batch as one
--- outbox row (kind 'relay'): recs holds the records, as json without their
--- sequence numbers; the row owns the n numbers up to its seq, one per
--- record, so that a cursor may stop inside it.  The mirrors' triggers stay
--- quiet while hier_apply writes such a batch (canopy.hier_relay), and
--- forward as before everything else (snapshots, a link's removal, what
--- comes down).  The records are stored as they are: compressing them
--- would cost more than it saves for a row that lives until acknowledged.
+-- Relaying.  A middle server forwards a child's stream batch as outbox
+-- rows of kind 'relay' (at most a batch each): recs holds the records as
+-- checked and applied, as json without their sequence numbers; the row
+-- owns the n numbers up to its seq, one per record, so that a cursor may
+-- stop inside it.  The mirrors' triggers stay quiet while hier_apply
+-- writes such a batch (canopy.hier_relay), and forward as before
+-- everything else (snapshots, a link's removal, what comes down).  recs
+-- is not compressed: that would cost more than it saves for a row that
+-- lives until it is acknowledged.
 ALTER TABLE hier_changes ADD COLUMN n integer CHECK (n > 0),
     ADD COLUMN recs text[];
 ALTER TABLE hier_changes ALTER COLUMN recs SET STORAGE EXTERNAL;
