@@ -32,7 +32,7 @@
 #   tree_start NAME     start it again with the same config
 #   tree_stop_signal NAME STOP|CONT
 #                       freeze or thaw the process (a partition that keeps
-#                       the sockets open)
+#                       the sockets open); returns once it took effect
 #   tree_alive NAME     true while it runs
 #   tree_names          print the servers created, in order
 #   TREE_CUR            the server tree_use last chose
@@ -221,6 +221,24 @@ tree_stop_signal() {
 	STOP|CONT) kill "-$2" "$pid" || fail "kill -$2 $1 ($pid) failed" ;;
 	*) fail "tree_stop_signal: STOP or CONT, not '$2'" ;;
 	esac
+	# The signal is delivered asynchronously: return once it took effect.
+	_TREE_SIG_PID=$pid
+	if [ "$2" = STOP ]; then
+		wait_for "$1 ($pid) to stop" 10 _tree_pid_stopped
+	else
+		wait_for "$1 ($pid) to continue" 10 _tree_pid_running
+	fi
+}
+
+# The process state of _TREE_SIG_PID ('T': stopped by a signal).
+_tree_pid_state() {
+	sed 's/.*) //' "/proc/$_TREE_SIG_PID/stat" 2>/dev/null | cut -d' ' -f1
+}
+_tree_pid_stopped() { [ "$(_tree_pid_state)" = T ]; }
+_tree_pid_running() {
+	local st
+	st=$(_tree_pid_state)
+	[ -n "$st" ] && [ "$st" != T ]
 }
 
 # Frozen servers would ignore lib.sh's SIGTERM until its SIGKILL: thaw them.
