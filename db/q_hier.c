@@ -468,8 +468,8 @@ int
 qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 {
 	struct qh_apply	*q = arg;
-	const char	*p[4];
-	char		 id[24], last[24], relay_max[16];
+	const char	*p[5];
+	char		 id[24], last[24], relay_max[16], lag[32];
 	PGresult	*res;
 	int		 rc;
 
@@ -496,57 +496,33 @@ qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	case QH_SNAP_CHUNK:
 		break;
 	}
-	if (q->kind == QH_BATCH)
+	if (q->kind == QH_BATCH) {
 		snprintf(last, sizeof(last), "%llu",
 		    (unsigned long long)q->last);
+		snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
+	}
 	p[1] = q->recs;
 	p[2] = q->kind == QH_BATCH ? last : NULL;
+	p[4] = q->kind == QH_BATCH ? lag : NULL;
 	/* What a middle server relays goes in rows a read takes whole. */
 	snprintf(relay_max, sizeof(relay_max), "%d", HIER_BATCH_RECORDS);
 	p[3] = relay_max;
 	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	if ((res = db_exec(pg, &rc, err, errlen,
-	    "SELECT hier_apply($1::bigint, $2::jsonb, $3::bigint, $4::int)", 4,
-	    p)) == NULL) {
+	    "SELECT applied, policies, tasks FROM hier_apply($1::bigint,"
+	    " $2::jsonb, $3::bigint, $4::int, $5::float8)", 5, p)) == NULL) {
 		db_rollback(pg);
 		/* A statement that failed on what the peer sent. */
 		q->bad = rc == DB_ERR;
 		return rc;
 	}
 	q->n = atoi(PQgetvalue(res, 0, 0));
+	if (q->from_parent && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+		q->kinds |= QH_K_POLICY;
+	if (q->from_parent && strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+		q->kinds |= QH_K_TASK;
 	PQclear(res);
-	if (q->kind == QH_BATCH) {
-		char	lag[32];
-		const char *lp[2];
-
-		snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
-		lp[0] = id;
-		lp[1] = lag;
-		if ((res = db_exec(pg, &rc, err, errlen,
-		    "UPDATE hier_links SET lag_s = $2::float8"
-		    " WHERE id = $1::bigint AND lag_s <> $2::float8", 2,
-		    lp)) == NULL) {
-			db_rollback(pg);
-			return rc;
-		}
-		PQclear(res);
-	}
-	if (q->from_parent && q->n > 0) {
-		if ((res = db_exec(pg, &rc, err, errlen,
-		    "SELECT bool_or(e ->> 'k' = 'policy'),"
-		    " bool_or(e ->> 'k' = 'task')"
-		    " FROM jsonb_array_elements($1::jsonb) e", 1,
-		    p + 1)) == NULL) {
-			db_rollback(pg);
-			return rc;
-		}
-		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-			q->kinds |= QH_K_POLICY;
-		if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
-			q->kinds |= QH_K_TASK;
-		PQclear(res);
-	}
 	if (db_commit(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	return DB_OK;

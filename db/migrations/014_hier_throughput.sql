@@ -590,12 +590,14 @@ $$;
 -- Applying a batch: same contract and checks as 009's hier_apply.  Only
 -- the last record of each object is applied (batches applied together may
 -- carry one twice); deletions go by key lists to each kind's mirror, and
--- the upserts run only for the kinds the batch holds.
+-- the upserts run only for the kinds the batch holds.  It also stores the
+-- link's lag (p_lag, for a stream batch) in the update that moves the
+-- cursor, and says whether policies or tasks came, for the caller to push.
 DROP FUNCTION hier_apply(bigint, jsonb, bigint);
 CREATE FUNCTION hier_apply(p_link bigint, p_recs jsonb, p_last bigint,
-    p_relay_max integer)
-RETURNS integer LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan
-AS $$
+    p_relay_max integer, p_lag double precision, OUT applied integer,
+    OUT policies boolean, OUT tasks boolean)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
 	l	hier_links;
 	me	text := hier_me();
@@ -623,8 +625,13 @@ BEGIN
 	-- the sender resumed from a cursor read before our last commit):
 	-- nothing to do again.  Going backwards within a connection is
 	-- refused by the receiver before it gets here.
+	applied := 0;
+	policies := false;
+	tasks := false;
 	IF p_last IS NOT NULL AND p_last <= l.rx_seq THEN
-		RETURN 0;
+		UPDATE hier_links SET lag_s = p_lag
+		WHERE id = p_link AND lag_s <> p_lag;
+		RETURN;
 	END IF;
 	-- Records it already has (the same race, inside a batch) are left
 	-- out.
@@ -633,10 +640,10 @@ BEGIN
 	n := coalesce(array_length(recs, 1), 0);
 	IF n = 0 THEN
 		IF p_last IS NOT NULL THEN
-			UPDATE hier_links SET rx_seq = p_last, last_seen = now()
-			WHERE id = p_link;
+			UPDATE hier_links SET rx_seq = p_last, last_seen = now(),
+			    lag_s = p_lag WHERE id = p_link;
 		END IF;
-		RETURN 0;
+		RETURN;
 	END IF;
 
 	-- Shape: the first bad record is named.  A batch has few origins:
@@ -926,10 +933,13 @@ BEGIN
 	END IF;
 
 	IF p_last IS NOT NULL THEN
-		UPDATE hier_links SET rx_seq = p_last, last_seen = now()
-		WHERE id = p_link;
+		UPDATE hier_links SET rx_seq = p_last, last_seen = now(),
+		    lag_s = p_lag WHERE id = p_link;
 	END IF;
-	RETURN n;
+	-- What the caller pushes to its own agents and children.
+	applied := n;
+	policies := 'policy:u' = ANY (has) OR 'policy:d' = ANY (has);
+	tasks := 'task:u' = ANY (has) OR 'task:d' = ANY (has);
 END
 $$;
 

@@ -62,6 +62,7 @@
 #include "canopy_limits.h"
 #include "msg.h"
 #include "pki.h"
+#include "util.h"
 
 #define PROBE_MAX_FRAME	(64u * 1024 * 1024)
 
@@ -333,29 +334,6 @@ send_json(const char *text)
 	return r;
 }
 
-/* A whole file, NUL-terminated (JSON too big for an argument). */
-static uint8_t *
-read_file(const char *path)
-{
-	FILE	*f;
-	uint8_t	*buf = NULL;
-	long	 len;
-
-	if ((f = fopen(path, "rb")) == NULL || fseek(f, 0, SEEK_END) != 0 ||
-	    (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
-	    (buf = malloc((size_t)len + 1)) == NULL ||
-	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
-		fprintf(stderr, "proto-probe: cannot read %s\n", path);
-		free(buf);
-		if (f != NULL)
-			fclose(f);
-		return NULL;
-	}
-	buf[len] = '\0';
-	fclose(f);
-	return buf;
-}
-
 static int
 wait_file(const char *path)
 {
@@ -470,10 +448,16 @@ main(int argc, char **argv)
 				return 1;
 			}
 		} else if (strcmp(argv[i], "--send-json-file") == 0) {
-			if ((raw = read_file(argv[++i])) == NULL)
+			char *js;
+
+			if ((js = file_read(argv[++i], FRAME_MAX_DEFAULT,
+			    NULL)) == NULL) {
+				fprintf(stderr, "proto-probe: cannot read %s: "
+				    "%s\n", argv[i], strerror(errno));
 				return 1;
-			sent_ok = send_json((char *)raw) == 0;
-			free(raw);
+			}
+			sent_ok = send_json(js) == 0;
+			free(js);
 		} else if (strcmp(argv[i], "--send-raw-hex") == 0 ||
 		    strcmp(argv[i], "--send-frame-hex") == 0) {
 			if ((raw = hex_decode(argv[i + 1], &rawlen)) == NULL) {

@@ -422,6 +422,7 @@ t_relay(void)
 	long		 first, end, parent;
 	long long	 s;
 	size_t		 i, off;
+	char		*big;
 
 	c = PQconnectdb(conninfo);
 	CHECK(PQstatus(c) == CONNECTION_OK);
@@ -509,7 +510,7 @@ t_relay(void)
 		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
 		    "\"d\":{}}", i ? "," : "", 21 + i, peer, 21 + i, peer,
 		    21 + i);
-	snprintf(sql + off, sizeof(sql) - off, "]', 25, 2)");
+	snprintf(sql + off, sizeof(sql) - off, "]', 25, 2, 0)");
 	ok_exec(c, sql);
 	CHECK(count_of("SELECT count(*) FROM hier_events") == 10);
 	CHECK(count_of("SELECT (array_agg(n ORDER BY seq))[1] * 100 + "
@@ -525,6 +526,28 @@ t_relay(void)
 		r.after = r.last;
 		read_reset(&r);
 	}
+
+	/* Through qh_apply_run: one record past HIER_BATCH_RECORDS makes a
+	 * full row and a row of one. */
+	big = malloc((HIER_BATCH_RECORDS + 1) * 256 + 2);
+	CHECK(big != NULL);
+	off = (size_t)sprintf(big, "[");
+	for (i = 0; i <= HIER_BATCH_RECORDS; i++)
+		off += (size_t)sprintf(big + off, "%s{\"s\":%zu,\"k\":"
+		    "\"event\",\"op\":\"u\",\"id\":\"%s/event/%zu\","
+		    "\"o\":\"%s\",\"v\":%zu,\"d\":{}}", i ? "," : "",
+		    31 + i, peer, 31 + i, peer, 31 + i);
+	sprintf(big + off, "]");
+	q.last = 31 + HIER_BATCH_RECORDS;
+	q.recs = big;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	q.recs = NULL;
+	free(big);
+	CHECK(q.n == HIER_BATCH_RECORDS + 1);
+	CHECK(count_of("SELECT (array_agg(n ORDER BY seq))[1] * 10 + "
+	    "(array_agg(n ORDER BY seq))[2] FROM (SELECT seq, n FROM "
+	    "hier_changes WHERE kind = 'relay' ORDER BY seq DESC LIMIT 2) x")
+	    == HIER_BATCH_RECORDS * 10 + 1);
 	PQfinish(c);
 	c = PQconnectdb(conninfo);
 	ok_exec(c, "DELETE FROM hier_links WHERE name IN ('t-relay', "
