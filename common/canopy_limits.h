@@ -239,6 +239,7 @@
 #define HIER_LOG_MAX_AGE_S	(7 * 86400) /* changes kept for a lagging link */
 #define HIER_COMPACT_MAX	50000	/* changes removed per tick */
 #define HIER_RX_QUEUE		(2 * HIER_WINDOW + 4) /* batches held to apply */
+#define HIER_JSON_DEPTH		32	/* nesting inside one record */
 #define HIER_APPLY_BYTES	(4u * 1024 * 1024) /* queued batches applied together */
 #define PROTO_SERVER_MIN	1	/* server-link protocol versions */
 #define PROTO_SERVER_MAX	1

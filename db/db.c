@@ -871,10 +871,20 @@ PGresult *
 db_exec(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
     int nparams, const char *const *params)
 {
+	return db_execb(conn, rc, err, errlen, sql, nparams, NULL, params,
+	    NULL, NULL);
+}
+
+PGresult *
+db_execb(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
+    int nparams, const Oid *types, const char *const *params,
+    const int *lengths, const int *formats)
+{
 	PGresult	*res;
 	int		 st, r;
 
-	res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conn, sql, nparams, types, params, lengths, formats,
+	    0);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (rc)

@@ -86,6 +86,11 @@ int	 db_migrate(PGconn *, char *err, size_t errlen);
  * Helpers for run functions.  db_exec runs a parameterised statement and
  * returns its result, or NULL with err set and *rc DB_ERR or DB_EDOWN.
  */
+/* db_execb: with parameters' types, lengths and formats (1: binary), as
+ * PQexecParams takes them. */
+PGresult *db_execb(PGconn *, int *rc, char *err, size_t errlen,
+	    const char *sql, int nparams, const Oid *types,
+	    const char *const *params, const int *lengths, const int *formats);
 PGresult *db_exec(PGconn *, int *rc, char *err, size_t errlen,
 	    const char *sql, int nparams, const char *const *params);
 int	 db_begin(PGconn *, char *err, size_t errlen);

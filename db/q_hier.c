@@ -22,7 +22,9 @@
 #include <libpq-fe.h>
 
 #include "canopy_limits.h"
+#include "hrec.h"
 #include "log.h"
+#include "pgarr.h"
 #include "pki.h"
 #include "util.h"
 
@@ -464,12 +466,279 @@ qh_apply_free(struct qh_apply *q)
 	free(q);
 }
 
+/*
+ * Applying a batch's records (015): parsed and checked here
+ * (common/hrec.c), handed over as one binary text[] per column.
+ */
+
+/* The arrays of one statement: the link and snapshot, then columns. */
+#define QH_COLS_MAX	(3 + HREC_COLS_MAX)
+struct qh_cols {
+	struct pgarr	 a[QH_COLS_MAX];
+	int		 n;
+};
+
+static void
+qh_cols_init(struct qh_cols *c, int n)
+{
+	int	 i;
+
+	c->n = n;
+	for (i = 0; i < n; i++)
+		pgarr_init(&c->a[i]);
+}
+
+static void
+qh_cols_free(struct qh_cols *c)
+{
+	int	 i;
+
+	for (i = 0; i < c->n; i++)
+		pgarr_free(&c->a[i]);
+	c->n = 0;
+}
+
+/*
+ * Runs "SELECT fn(scalars..., arrays...)": ns scalars as text (NULL: a
+ * NULL), their types as the function has them, then the arrays in binary.
+ */
+static int
+qh_call(PGconn *pg, const char *fn, int ns, const char *const *sv,
+    struct qh_cols *c, char *err, size_t errlen)
+{
+	char		 sql[256];
+	const char	*vals[4 + QH_COLS_MAX];
+	Oid		 types[4 + QH_COLS_MAX];
+	int		 lens[4 + QH_COLS_MAX], fmts[4 + QH_COLS_MAX];
+	int		 i, n, off, rc;
+	PGresult	*res;
+
+	off = snprintf(sql, sizeof(sql), "SELECT %s(", fn);
+	for (n = 0; n < ns + c->n; n++) {
+		if (n < ns) {
+			vals[n] = sv[n];
+			types[n] = 0;
+			lens[n] = 0;
+			fmts[n] = 0;
+		} else {
+			i = n - ns;
+			if (pgarr_finish(&c->a[i]) == -1) {
+				/* not the peer's fault: tried again later */
+				snprintf(err, errlen, "%s: out of memory", fn);
+				return DB_EDOWN;
+			}
+			vals[n] = c->a[i].p;
+			types[n] = PGARR_TEXT_ARRAY_OID;
+			lens[n] = (int)c->a[i].len;
+			fmts[n] = 1;
+		}
+		off += snprintf(sql + off, sizeof(sql) - (size_t)off, "%s$%d",
+		    n > 0 ? ", " : "", n + 1);
+	}
+	snprintf(sql + off, sizeof(sql) - (size_t)off, ")");
+	if ((res = db_execb(pg, &rc, err, errlen, sql, n, types, vals, lens,
+	    fmts)) == NULL)
+		return rc;
+	PQclear(res);
+	return DB_OK;
+}
+
+/* Ownership of the batch's origins; relaying quiets the triggers. */
+static int
+qh_apply_check(PGconn *pg, const struct hrec_batch *b, const char *id,
+    int relay, char *err, size_t errlen)
+{
+	struct qh_cols	 c;
+	const struct hrec *r;
+	const char	*sv[2] = { id, relay ? "t" : "f" };
+	size_t		 i;
+	int		 rc;
+
+	qh_cols_init(&c, 4);
+	for (i = 0; i < b->norigins; i++) {
+		pgarr_add_str(&c.a[0], b->origins[i]);
+		pgarr_add_str(&c.a[1], b->origin_ids[i]);
+	}
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind != HK_SERVER || r->op != 'u')
+			continue;
+		pgarr_add_str(&c.a[2], r->o);
+		hrec_add_field(&c.a[3], r, "parent");
+	}
+	rc = qh_call(pg, "hier_apply_check", 2, sv, &c, err, errlen);
+	qh_cols_free(&c);
+	return rc;
+}
+
+/* Deletions of one kind. */
+static int
+qh_apply_del(PGconn *pg, const struct hrec_batch *b, int kind,
+    const char *id, char *err, size_t errlen)
+{
+	struct qh_cols	 c;
+	const char	*sv[2] = { id, hrec_kinds[kind].name };
+	size_t		 i;
+	int		 rc;
+
+	qh_cols_init(&c, 1);
+	for (i = 0; i < b->n; i++)
+		if (b->r[i].kind == kind && b->r[i].op == 'd')
+			pgarr_add_str(&c.a[0], b->r[i].id);
+	rc = qh_call(pg, "hier_apply_del", 2, sv, &c, err, errlen);
+	qh_cols_free(&c);
+	return rc;
+}
+
+/* Upserts of one kind: id, origin, version, then the kind's columns. */
+static int
+qh_apply_kind(PGconn *pg, const struct hrec_batch *b, int kind,
+    const char *id, const char *snap, char *err, size_t errlen)
+{
+	const struct hrec_kind *k = &hrec_kinds[kind];
+	struct qh_cols	 c;
+	const struct hrec *r;
+	const char	*sv[2] = { id, snap };
+	char		 fn[64], v[32];
+	size_t		 i;
+	int		 rc;
+
+	qh_cols_init(&c, 3 + k->ncols);
+	for (i = 0; i < b->n; i++) {
+		r = &b->r[i];
+		if (r->kind != kind || r->op != 'u')
+			continue;
+		pgarr_add_str(&c.a[0], r->id);
+		pgarr_add_str(&c.a[1], r->o);
+		snprintf(v, sizeof(v), "%lld", (long long)r->v);
+		pgarr_add_str(&c.a[2], v);
+		hrec_add_cols(&c.a[3], r);
+	}
+	snprintf(fn, sizeof(fn), "hier_apply_%s", k->name);
+	rc = qh_call(pg, fn, 2, sv, &c, err, errlen);
+	qh_cols_free(&c);
+	return rc;
+}
+
+/* The end: relayed records, the cursor, the lag. */
+static int
+qh_apply_end(PGconn *pg, const struct qh_apply *q, const char *id,
+    const struct hrec_batch *b, int relay, char *err, size_t errlen)
+{
+	struct qh_cols	 c;
+	const char	*sv[4];
+	char		 last[24], lag[32], max[16];
+	size_t		 i;
+	int		 rc;
+
+	snprintf(last, sizeof(last), "%llu", (unsigned long long)q->last);
+	snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
+	snprintf(max, sizeof(max), "%d", q->relay_max > 0 ? q->relay_max :
+	    HIER_BATCH_RECORDS);
+	sv[0] = id;
+	sv[1] = q->kind == QH_BATCH ? last : NULL;
+	sv[2] = q->kind == QH_BATCH ? lag : NULL;
+	sv[3] = max;
+	qh_cols_init(&c, relay ? 1 : 0);
+	for (i = 0; relay && i < b->n; i++)
+		hrec_add_relay(&c.a[0], &b->r[i]);
+	rc = qh_call(pg, "hier_apply_end", 4, sv, &c, err, errlen);
+	qh_cols_free(&c);
+	return rc;
+}
+
+static int
+qh_apply_recs(PGconn *pg, struct qh_apply *q, char *err, size_t errlen)
+{
+	struct hrec_ctx	 ctx;
+	struct hrec_batch b;
+	const char	*p[2];
+	char		 id[24], me[QH_UUID_LEN], snap[24], lag[32];
+	PGresult	*res;
+	int		 rc, relay, kind;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(id, sizeof(id), "%lld", (long long)q->link);
+	p[0] = id;
+	if (db_begin(pg, err, errlen) != DB_OK)
+		return db_errclass(pg);
+	if ((res = db_exec(pg, &rc, err, errlen, "SELECT role, rx_seq, "
+	    "rx_snap, relay, me FROM hier_apply_link($1)", 1, p)) == NULL)
+		goto fail;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.up = strcmp(PQgetvalue(res, 0, 0), "child") == 0;
+	ctx.rx_seq = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	strlcpy(snap, PQgetvalue(res, 0, 2), sizeof(snap));
+	relay = q->kind == QH_BATCH && PQgetvalue(res, 0, 3)[0] == 't';
+	strlcpy(me, PQgetvalue(res, 0, 4), sizeof(me));
+	PQclear(res);
+	ctx.me = me;
+	ctx.stream = q->kind == QH_BATCH;
+	ctx.last = (int64_t)q->last;
+
+	/* A batch this link already applied (its acknowledgement was lost,
+	 * or the sender resumed from a cursor read before our last commit):
+	 * nothing to do again.  Going backwards within a connection is
+	 * refused by the receiver before it gets here. */
+	if (ctx.stream && ctx.last <= ctx.rx_seq) {
+		snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
+		p[1] = lag;
+		if ((res = db_exec(pg, &rc, err, errlen, "UPDATE hier_links "
+		    "SET lag_s = $2 WHERE id = $1 AND lag_s <> $2", 2,
+		    p)) == NULL)
+			goto fail;
+		PQclear(res);
+		goto commit;
+	}
+	switch (hrec_parse(q->recs, strlen(q->recs), &ctx, &b, err, errlen)) {
+	case 0:
+		break;
+	case -1:
+		rc = DB_ERR;
+		goto fail;
+	default:
+		rc = DB_EDOWN;	/* out of memory: not the peer's fault */
+		goto fail;
+	}
+	if (b.nchecked > 0 &&
+	    (rc = qh_apply_check(pg, &b, id, relay, err, errlen)) != DB_OK)
+		goto fail;
+	for (kind = 0; kind < HK_N; kind++)
+		if (b.nkind[kind][1] > 0 && (rc = qh_apply_del(pg, &b, kind,
+		    id, err, errlen)) != DB_OK)
+			goto fail;
+	for (kind = 0; kind < HK_N; kind++)
+		if (b.nkind[kind][0] > 0 && (rc = qh_apply_kind(pg, &b, kind,
+		    id, snap, err, errlen)) != DB_OK)
+			goto fail;
+	if ((ctx.stream || relay) && (rc = qh_apply_end(pg, q, id, &b,
+	    relay && b.n > 0, err, errlen)) != DB_OK)
+		goto fail;
+	/* What the caller pushes to its own agents and children. */
+	q->n = (int)b.nchecked;
+	if (q->from_parent && b.nkind[HK_POLICY][0] + b.nkind[HK_POLICY][1])
+		q->kinds |= QH_K_POLICY;
+	if (q->from_parent && b.nkind[HK_TASK][0] + b.nkind[HK_TASK][1])
+		q->kinds |= QH_K_TASK;
+	hrec_batch_free(&b);
+ commit:
+	if (db_commit(pg, err, errlen) != DB_OK)
+		return db_errclass(pg);
+	return DB_OK;
+ fail:
+	hrec_batch_free(&b);
+	db_rollback(pg);
+	/* A statement that failed on what the peer sent. */
+	q->bad = rc == DB_ERR;
+	return rc;
+}
+
 int
 qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 {
 	struct qh_apply	*q = arg;
-	const char	*p[5];
-	char		 id[24], last[24], relay_max[16], lag[32];
+	const char	*p[2];
+	char		 id[24], last[24];
 	PGresult	*res;
 	int		 rc;
 
@@ -496,36 +765,7 @@ qh_apply_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	case QH_SNAP_CHUNK:
 		break;
 	}
-	if (q->kind == QH_BATCH) {
-		snprintf(last, sizeof(last), "%llu",
-		    (unsigned long long)q->last);
-		snprintf(lag, sizeof(lag), "%.3f", q->lag_s);
-	}
-	p[1] = q->recs;
-	p[2] = q->kind == QH_BATCH ? last : NULL;
-	p[4] = q->kind == QH_BATCH ? lag : NULL;
-	/* What a middle server relays goes in rows a read takes whole. */
-	snprintf(relay_max, sizeof(relay_max), "%d", HIER_BATCH_RECORDS);
-	p[3] = relay_max;
-	if (db_begin(pg, err, errlen) != DB_OK)
-		return db_errclass(pg);
-	if ((res = db_exec(pg, &rc, err, errlen,
-	    "SELECT applied, policies, tasks FROM hier_apply($1::bigint,"
-	    " $2::jsonb, $3::bigint, $4::int, $5::float8)", 5, p)) == NULL) {
-		db_rollback(pg);
-		/* A statement that failed on what the peer sent. */
-		q->bad = rc == DB_ERR;
-		return rc;
-	}
-	q->n = atoi(PQgetvalue(res, 0, 0));
-	if (q->from_parent && strcmp(PQgetvalue(res, 0, 1), "t") == 0)
-		q->kinds |= QH_K_POLICY;
-	if (q->from_parent && strcmp(PQgetvalue(res, 0, 2), "t") == 0)
-		q->kinds |= QH_K_TASK;
-	PQclear(res);
-	if (db_commit(pg, err, errlen) != DB_OK)
-		return db_errclass(pg);
-	return DB_OK;
+	return qh_apply_recs(pg, q, err, errlen);
 }
 
 int

@@ -146,6 +146,8 @@ struct qh_apply {
 	int64_t		 at_ms;			/* the sender's newest record */
 	int		 more;
 	double		 lag_s;			/* the receiver's lag */
+	int		 relay_max;		/* records a relayed row holds */
+						/* (0: HIER_BATCH_RECORDS) */
 	uint32_t	 gen;			/* the caller's */
 	void		*arg;
 };

@@ -502,16 +502,20 @@ t_relay(void)
 
 	/* Batches applied together are relayed in rows a read takes whole:
 	 * 5 records, 2 at most a row, make rows of 2, 2 and 1, one range. */
-	off = (size_t)snprintf(sql, sizeof(sql), "SELECT hier_apply(%ld, "
-	    "'[", (long)q.link);
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
 	for (i = 0; i < 5; i++)
-		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
 		    "%s{\"s\":%zu,\"k\":\"event\",\"op\":\"u\","
 		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
 		    "\"d\":{}}", i ? "," : "", 21 + i, peer, 21 + i, peer,
 		    21 + i);
-	snprintf(sql + off, sizeof(sql) - off, "]', 25, 2, 0)");
-	ok_exec(c, sql);
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	q.recs = recs;
+	q.last = 25;
+	q.relay_max = 2;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	q.recs = NULL;
+	q.relay_max = 0;
 	CHECK(count_of("SELECT count(*) FROM hier_events") == 10);
 	CHECK(count_of("SELECT (array_agg(n ORDER BY seq))[1] * 100 + "
 	    "(array_agg(n ORDER BY seq))[2] * 10 + (array_agg(n ORDER BY "

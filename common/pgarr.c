@@ -1,0 +1,155 @@
+/*
+ * Copyright (c) 2026 The Canopy Authors
+ *
+ * Permission to use, copy, modify, and distribute this software for any
+ * purpose with or without fee is hereby granted, provided that the above
+ * copyright notice and this permission notice appear in all copies.
+ *
+ * THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES
+ * WITH REGARD TO THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF
+ * MERCHANTABILITY AND FITNESS. IN NO EVENT SHALL THE AUTHOR BE LIABLE FOR
+ * ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL DAMAGES OR ANY DAMAGES
+ * WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER IN AN
+ * ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF
+ * OR IN CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.
+ */
+
+/*
+ * PostgreSQL's binary array format (array_recv): int32 ndim, int32 flags
+ * (1: has NULLs), uint32 element type, then per dimension int32 size and
+ * int32 lower bound, then per element int32 length (-1: NULL) and the
+ * bytes; all big-endian.
+ */
+#include <arpa/inet.h>
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgarr.h"
+
+#define PGARR_HDR	20	/* one dimension */
+
+static void
+pgarr_put32(char *p, uint32_t v)
+{
+	v = htonl(v);
+	memcpy(p, &v, 4);
+}
+
+static int
+pgarr_grow(struct pgarr *a, size_t more)
+{
+	size_t	 cap;
+	char	*p;
+
+	if (a->err)
+		return -1;
+	if (a->len + more <= a->cap)
+		return 0;
+	/* An element's length is an int32; the whole, a varlena (1 GB). */
+	if (more > (size_t)INT32_MAX || a->len + more > (1u << 30)) {
+		a->err = 1;
+		return -1;
+	}
+	for (cap = a->cap ? a->cap : 1024; cap < a->len + more; cap *= 2)
+		;
+	if ((p = realloc(a->p, cap)) == NULL) {
+		a->err = 1;
+		return -1;
+	}
+	a->p = p;
+	a->cap = cap;
+	return 0;
+}
+
+void
+pgarr_init(struct pgarr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (pgarr_grow(a, PGARR_HDR) == 0)
+		a->len = PGARR_HDR;
+}
+
+void
+pgarr_add(struct pgarr *a, const char *s, size_t len)
+{
+	pgarr_add2(a, s, len, "", 0);
+}
+
+void
+pgarr_add2(struct pgarr *a, const char *s1, size_t l1, const char *s2,
+    size_t l2)
+{
+	if (l1 > (size_t)INT32_MAX || pgarr_grow(a, 4 + l1 + l2) == -1)
+		return;
+	pgarr_put32(a->p + a->len, (uint32_t)(l1 + l2));
+	memcpy(a->p + a->len + 4, s1, l1);
+	memcpy(a->p + a->len + 4 + l1, s2, l2);
+	a->len += 4 + l1 + l2;
+	a->n++;
+}
+
+char *
+pgarr_reserve(struct pgarr *a, size_t max)
+{
+	if (pgarr_grow(a, 4 + max) == -1)
+		return NULL;
+	return a->p + a->len + 4;
+}
+
+void
+pgarr_commit(struct pgarr *a, size_t len)
+{
+	pgarr_put32(a->p + a->len, (uint32_t)len);
+	a->len += 4 + len;
+	a->n++;
+}
+
+void
+pgarr_add_null(struct pgarr *a)
+{
+	if (pgarr_grow(a, 4) == -1)
+		return;
+	pgarr_put32(a->p + a->len, UINT32_MAX);	/* -1 */
+	a->len += 4;
+	a->n++;
+	a->hasnull = 1;
+}
+
+void
+pgarr_add_str(struct pgarr *a, const char *s)
+{
+	if (s == NULL)
+		pgarr_add_null(a);
+	else
+		pgarr_add(a, s, strlen(s));
+}
+
+int
+pgarr_finish(struct pgarr *a)
+{
+	if (a->err || a->p == NULL)
+		return -1;
+	if (a->n == 0) {
+		/* No dimensions: an empty array. */
+		pgarr_put32(a->p, 0);
+		pgarr_put32(a->p + 4, 0);
+		pgarr_put32(a->p + 8, PGARR_TEXT_OID);
+		a->len = 12;
+		return 0;
+	}
+	pgarr_put32(a->p, 1);
+	pgarr_put32(a->p + 4, a->hasnull ? 1 : 0);
+	pgarr_put32(a->p + 8, PGARR_TEXT_OID);
+	pgarr_put32(a->p + 12, a->n);
+	pgarr_put32(a->p + 16, 1);
+	return 0;
+}
+
+void
+pgarr_free(struct pgarr *a)
+{
+	free(a->p);
+	memset(a, 0, sizeof(*a));
+}
