@@ -531,6 +531,30 @@ t_relay(void)
 		read_reset(&r);
 	}
 
+	/* Events met again (a snapshot's): the plain INSERT fails on the
+	 * first, and the upsert applies the newer versions, the older not. */
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
+	for (i = 0; i < 3; i++)
+		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
+		    "%s{\"s\":0,\"k\":\"event\",\"op\":\"u\","
+		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
+		    "\"d\":{\"text\":\"again\"}}", i ? "," : "", peer, i + 1,
+		    peer, i < 2 ? 100 + i : 0);
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	q.kind = QH_SNAP_CHUNK;
+	q.recs = recs;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	q.recs = NULL;
+	q.kind = QH_BATCH;
+	CHECK(count_of("SELECT count(*) FROM hier_events") == 10);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events WHERE "
+	    "text = 'again' AND version >= 100 AND oid IN ('%s/event/1', "
+	    "'%s/event/2')", peer, peer);
+	CHECK(count_of(sql) == 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events WHERE "
+	    "text = 'e3' AND oid = '%s/event/3'", peer);
+	CHECK(count_of(sql) == 1);
+
 	/* Through qh_apply_run: one record past HIER_BATCH_RECORDS makes a
 	 * full row and a row of one. */
 	big = malloc((HIER_BATCH_RECORDS + 1) * 256 + 2);
