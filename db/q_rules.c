@@ -194,6 +194,12 @@ static const char sql_prune_age[] =
 	" WHERE received < now() - interval '1 day' * $1::int LIMIT $2::int)"
 	" RETURNING 1) SELECT count(*) FROM del";
 
+/* The same for events mirrored from the servers below. */
+static const char sql_prune_mirror[] =
+	"WITH del AS (DELETE FROM hier_events WHERE oid IN (SELECT oid"
+	" FROM hier_events WHERE received < now() - interval '1 day' * $1::int"
+	" LIMIT $2::int) RETURNING 1) SELECT count(*) FROM del";
+
 /*
  * The count limit looks only at devices with events above the mark (new
  * since the last round), so a round does not count every device's events.
@@ -301,6 +307,11 @@ qr_round(PGconn *conn, int vs_id, int prune, struct qr_round *st,
 	    NULL)
 		return rc;
 	st->pruned = qr_ll(res, 0, 0);
+	PQclear(res);
+	if ((res = db_exec(conn, &rc, err, errlen, sql_prune_mirror, 2, p)) ==
+	    NULL)
+		return rc;
+	st->pruned += qr_ll(res, 0, 0);
 	PQclear(res);
 
 	snprintf(n1, sizeof(n1), "%" PRId64, st->event_mark);

@@ -26,6 +26,14 @@ DROP FUNCTION hier_apply(bigint, jsonb, bigint, integer, double precision);
 -- to scan the table instead.
 DROP INDEX hier_events_link;
 
+-- Mirrored events age as the server's own do (db/q_rules.c): by when this
+-- server stored them, not by the device's clock.  Nothing aged them
+-- before; the index by the device's time served no query.
+ALTER TABLE hier_events ADD COLUMN received timestamptz NOT NULL
+    DEFAULT now();
+DROP INDEX hier_events_time;
+CREATE INDEX hier_events_received ON hier_events (received);
+
 CREATE FUNCTION hier_apply_link(p_link bigint, OUT role text,
     OUT rx_seq bigint, OUT rx_snap bigint, OUT relay boolean, OUT me text)
 LANGUAGE plpgsql AS $$
@@ -185,7 +193,7 @@ RETURNS SETOF hier_events LANGUAGE sql STABLE AS $$
 	SELECT r.id, r.o::uuid, r.v::bigint, p_link, p_snap,
 	    coalesce(r.vs, 'main'), r.device, coalesce(r.severity, 'info'),
 	    coalesce(r.type, ''), coalesce(r.time::timestamptz, now()),
-	    coalesce(r.text, '')
+	    coalesce(r.text, ''), now()
 	FROM unnest(p_id, p_o, p_v, p_vs, p_device, p_severity, p_type,
 	    p_time, p_text) r(id, o, v, vs, device, severity, type, time, text)
 $$;

@@ -361,10 +361,23 @@ pg_sql "INSERT INTO events (vs_id, device_id, severity, type, time, text, receiv
     VALUES (0, '$D_DNS', 'info', 'ancient', now() - interval '400 days', '',
     now() - interval '400 days'),
     (0, '$D_DNS', 'info', 'late-clock', now() - interval '400 days', '', now())" >/dev/null
-gone() { [ "$(pg_sql "SELECT count(*) FROM events WHERE type = 'ancient'")" = 0 ]; }
-wait_for "an old event pruned" 40 gone
+# The same for events mirrored from a server below.
+M=5b1c0000-0000-4000-8000-00000000a9e5
+pg_sql "INSERT INTO hier_events (oid, origin, version, link_id, vs, severity,
+    type, time, received) VALUES
+    ('$M/1', '$M', 1, 0, 'main', 'info', 'ancient', now() - interval '400 days',
+    now() - interval '400 days'),
+    ('$M/2', '$M', 1, 0, 'main', 'info', 'late-clock',
+    now() - interval '400 days', now())" >/dev/null
+gone() {
+	[ "$(pg_sql "SELECT count(*) FROM events WHERE type = 'ancient'")" = 0 ] &&
+	[ "$(pg_sql "SELECT count(*) FROM hier_events WHERE type = 'ancient'")" = 0 ]
+}
+wait_for "an old event pruned, and an old mirrored one" 40 gone
 assert_eq 1 "$(pg_sql "SELECT count(*) FROM events WHERE type = 'late-clock'")" \
     "an event stored now but dated 400 days ago by its device is kept"
+assert_eq 1 "$(pg_sql "SELECT count(*) FROM hier_events WHERE type = 'late-clock'")" \
+    "a mirrored event stored now but dated 400 days ago is kept"
 
 agent_stop s2
 canopyd_stop
