@@ -155,6 +155,9 @@ held_probe() {
 	for f in held sent release done; do
 		rm -f "$TEST_DIR/$f"
 	done
+	# Emptied here: the probe's own redirection may come after the wait
+	# below has read the last probe's hello.
+	: >"$HELD_OUT"
 	"$PROBE" --ca "$TOP_CA" --cert "$KID_STATE/parent.pem" \
 	    --key "$KID_STATE/parent.key" --timeout 60 \
 	    --send-json "$(hello)" --recv --wait-file "$TEST_DIR/held" "$@" \
