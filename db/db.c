@@ -880,11 +880,15 @@ db_execb(PGconn *conn, int *rc, char *err, size_t errlen, const char *sql,
     int nparams, const Oid *types, const char *const *params,
     const int *lengths, const int *formats)
 {
-	PGresult	*res;
+	return db_check(conn, PQexecParams(conn, sql, nparams, types, params,
+	    lengths, formats, 0), rc, err, errlen);
+}
+
+PGresult *
+db_check(PGconn *conn, PGresult *res, int *rc, char *err, size_t errlen)
+{
 	int		 st, r;
 
-	res = PQexecParams(conn, sql, nparams, types, params, lengths, formats,
-	    0);
 	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
 		if (rc)

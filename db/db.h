@@ -91,6 +91,8 @@ int	 db_migrate(PGconn *, char *err, size_t errlen);
 PGresult *db_execb(PGconn *, int *rc, char *err, size_t errlen,
 	    const char *sql, int nparams, const Oid *types,
 	    const char *const *params, const int *lengths, const int *formats);
+/* db_check: the same for a result of the caller's (PQexecPrepared...). */
+PGresult *db_check(PGconn *, PGresult *, int *rc, char *err, size_t errlen);
 PGresult *db_exec(PGconn *, int *rc, char *err, size_t errlen,
 	    const char *sql, int nparams, const char *const *params);
 int	 db_begin(PGconn *, char *err, size_t errlen);

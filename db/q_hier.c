@@ -499,14 +499,26 @@ qh_cols_free(struct qh_cols *c)
 }
 
 /*
+ * A connection's statements prepared for applying (named "qh_<function>_<n
+ * parameters>"): prepared, their plans are kept and their parameters are
+ * not copied into the plan as constants (an unnamed statement planned the
+ * column arrays, hundreds of KiB, as constants at every call).  The list
+ * is read with the link, in the same round trip.
+ */
+struct qh_conn {
+	PGconn		*pg;
+	char		 prepared[1024];	/* " name name ... " */
+};
+
+/*
  * Runs "SELECT fn(scalars..., arrays...)": ns scalars as text (NULL: a
  * NULL), their types as the function has them, then the arrays in binary.
  */
 static int
-qh_call(PGconn *pg, const char *fn, int ns, const char *const *sv,
+qh_call(struct qh_conn *qc, const char *fn, int ns, const char *const *sv,
     struct qh_cols *c, char *err, size_t errlen)
 {
-	char		 sql[256];
+	char		 sql[256], name[80], word[84];
 	const char	*vals[4 + QH_COLS_MAX];
 	Oid		 types[4 + QH_COLS_MAX];
 	int		 lens[4 + QH_COLS_MAX], fmts[4 + QH_COLS_MAX];
@@ -536,8 +548,17 @@ qh_call(PGconn *pg, const char *fn, int ns, const char *const *sv,
 		    n > 0 ? ", " : "", n + 1);
 	}
 	snprintf(sql + off, sizeof(sql) - (size_t)off, ")");
-	if ((res = db_execb(pg, &rc, err, errlen, sql, n, types, vals, lens,
-	    fmts)) == NULL)
+	snprintf(name, sizeof(name), "qh_%s_%d", fn, n);
+	snprintf(word, sizeof(word), " %s ", name);
+	if (strstr(qc->prepared, word) == NULL) {
+		if ((res = db_check(qc->pg, PQprepare(qc->pg, name, sql, n,
+		    types), &rc, err, errlen)) == NULL)
+			return rc;
+		PQclear(res);
+		strlcat(qc->prepared, word + 1, sizeof(qc->prepared));
+	}
+	if ((res = db_check(qc->pg, PQexecPrepared(qc->pg, name, n, vals,
+	    lens, fmts, 0), &rc, err, errlen)) == NULL)
 		return rc;
 	PQclear(res);
 	return DB_OK;
@@ -545,7 +566,7 @@ qh_call(PGconn *pg, const char *fn, int ns, const char *const *sv,
 
 /* Ownership of the batch's origins; relaying quiets the triggers. */
 static int
-qh_apply_check(PGconn *pg, const struct hrec_batch *b, const char *id,
+qh_apply_check(struct qh_conn *qc, const struct hrec_batch *b, const char *id,
     int relay, char *err, size_t errlen)
 {
 	struct qh_cols	 c;
@@ -566,14 +587,14 @@ qh_apply_check(PGconn *pg, const struct hrec_batch *b, const char *id,
 		pgarr_add_str(&c.a[2], r->o);
 		hrec_add_field(&c.a[3], r, "parent");
 	}
-	rc = qh_call(pg, "hier_apply_check", 2, sv, &c, err, errlen);
+	rc = qh_call(qc, "hier_apply_check", 2, sv, &c, err, errlen);
 	qh_cols_free(&c);
 	return rc;
 }
 
 /* Deletions of one kind. */
 static int
-qh_apply_del(PGconn *pg, const struct hrec_batch *b, int kind,
+qh_apply_del(struct qh_conn *qc, const struct hrec_batch *b, int kind,
     const char *id, char *err, size_t errlen)
 {
 	struct qh_cols	 c;
@@ -585,14 +606,14 @@ qh_apply_del(PGconn *pg, const struct hrec_batch *b, int kind,
 	for (i = 0; i < b->n; i++)
 		if (b->r[i].kind == kind && b->r[i].op == 'd')
 			pgarr_add_str(&c.a[0], b->r[i].id);
-	rc = qh_call(pg, "hier_apply_del", 2, sv, &c, err, errlen);
+	rc = qh_call(qc, "hier_apply_del", 2, sv, &c, err, errlen);
 	qh_cols_free(&c);
 	return rc;
 }
 
 /* Upserts of one kind: id, origin, version, then the kind's columns. */
 static int
-qh_apply_kind(PGconn *pg, const struct hrec_batch *b, int kind,
+qh_apply_kind(struct qh_conn *qc, const struct hrec_batch *b, int kind,
     const char *id, const char *snap, char *err, size_t errlen)
 {
 	const struct hrec_kind *k = &hrec_kinds[kind];
@@ -615,14 +636,14 @@ qh_apply_kind(PGconn *pg, const struct hrec_batch *b, int kind,
 		hrec_add_cols(&c.a[3], r);
 	}
 	snprintf(fn, sizeof(fn), "hier_apply_%s", k->name);
-	rc = qh_call(pg, fn, 2, sv, &c, err, errlen);
+	rc = qh_call(qc, fn, 2, sv, &c, err, errlen);
 	qh_cols_free(&c);
 	return rc;
 }
 
 /* The end: relayed records, the cursor, the lag. */
 static int
-qh_apply_end(PGconn *pg, const struct qh_apply *q, const char *id,
+qh_apply_end(struct qh_conn *qc, const struct qh_apply *q, const char *id,
     const struct hrec_batch *b, int relay, char *err, size_t errlen)
 {
 	struct qh_cols	 c;
@@ -642,7 +663,7 @@ qh_apply_end(PGconn *pg, const struct qh_apply *q, const char *id,
 	qh_cols_init(&c, relay ? 1 : 0);
 	for (i = 0; relay && i < b->n; i++)
 		hrec_add_relay(&c.a[0], &b->r[i]);
-	rc = qh_call(pg, "hier_apply_end", 4, sv, &c, err, errlen);
+	rc = qh_call(qc, "hier_apply_end", 4, sv, &c, err, errlen);
 	qh_cols_free(&c);
 	return rc;
 }
@@ -652,6 +673,7 @@ qh_apply_recs(PGconn *pg, struct qh_apply *q, char *err, size_t errlen)
 {
 	struct hrec_ctx	 ctx;
 	struct hrec_batch b;
+	struct qh_conn	 qc;
 	const char	*p[2];
 	char		 id[24], me[QH_UUID_LEN], snap[24], lag[32];
 	PGresult	*res;
@@ -663,7 +685,9 @@ qh_apply_recs(PGconn *pg, struct qh_apply *q, char *err, size_t errlen)
 	if (db_begin(pg, err, errlen) != DB_OK)
 		return db_errclass(pg);
 	if ((res = db_exec(pg, &rc, err, errlen, "SELECT role, rx_seq, "
-	    "rx_snap, relay, me FROM hier_apply_link($1)", 1, p)) == NULL)
+	    "rx_snap, relay, me, (SELECT ' ' || string_agg(name, ' ') || ' ' "
+	    "FROM pg_prepared_statements WHERE name LIKE 'qh\\_%') "
+	    "FROM hier_apply_link($1)", 1, p)) == NULL)
 		goto fail;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.up = strcmp(PQgetvalue(res, 0, 0), "child") == 0;
@@ -671,6 +695,8 @@ qh_apply_recs(PGconn *pg, struct qh_apply *q, char *err, size_t errlen)
 	strlcpy(snap, PQgetvalue(res, 0, 2), sizeof(snap));
 	relay = q->kind == QH_BATCH && PQgetvalue(res, 0, 3)[0] == 't';
 	strlcpy(me, PQgetvalue(res, 0, 4), sizeof(me));
+	qc.pg = pg;
+	strlcpy(qc.prepared, PQgetvalue(res, 0, 5), sizeof(qc.prepared));
 	PQclear(res);
 	ctx.me = me;
 	ctx.stream = q->kind == QH_BATCH;
@@ -701,17 +727,17 @@ qh_apply_recs(PGconn *pg, struct qh_apply *q, char *err, size_t errlen)
 		goto fail;
 	}
 	if (b.nchecked > 0 &&
-	    (rc = qh_apply_check(pg, &b, id, relay, err, errlen)) != DB_OK)
+	    (rc = qh_apply_check(&qc, &b, id, relay, err, errlen)) != DB_OK)
 		goto fail;
 	for (kind = 0; kind < HK_N; kind++)
-		if (b.nkind[kind][1] > 0 && (rc = qh_apply_del(pg, &b, kind,
+		if (b.nkind[kind][1] > 0 && (rc = qh_apply_del(&qc, &b, kind,
 		    id, err, errlen)) != DB_OK)
 			goto fail;
 	for (kind = 0; kind < HK_N; kind++)
-		if (b.nkind[kind][0] > 0 && (rc = qh_apply_kind(pg, &b, kind,
+		if (b.nkind[kind][0] > 0 && (rc = qh_apply_kind(&qc, &b, kind,
 		    id, snap, err, errlen)) != DB_OK)
 			goto fail;
-	if ((ctx.stream || relay) && (rc = qh_apply_end(pg, q, id, &b,
+	if ((ctx.stream || relay) && (rc = qh_apply_end(&qc, q, id, &b,
 	    relay && b.n > 0, err, errlen)) != DB_OK)
 		goto fail;
 	/* What the caller pushes to its own agents and children. */
