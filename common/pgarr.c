@@ -47,8 +47,8 @@ pgarr_grow(struct pgarr *a, size_t more)
 		return -1;
 	if (a->len + more <= a->cap)
 		return 0;
-	/* An element's length is an int32; the whole, a varlena (1 GB). */
-	if (more > (size_t)INT32_MAX || a->len + more > (1u << 30)) {
+	/* An element's length is an int32; the whole, a varlena. */
+	if (more > (size_t)INT32_MAX || a->len + more > PGARR_MAX_BYTES) {
 		a->err = 1;
 		return -1;
 	}

@@ -27,6 +27,8 @@
 
 #define PGARR_TEXT_OID		25
 #define PGARR_TEXT_ARRAY_OID	1009
+/* The largest array, header included: a varlena of PostgreSQL's. */
+#define PGARR_MAX_BYTES		(1u << 30)
 
 struct pgarr {
 	char		*p;

@@ -411,6 +411,20 @@ rec_fields(const char *rec, long long *s, char *id, size_t idlen)
  * per record, and a read may stop inside it (the batch limit) and go on
  * from there.  Changes of its own go in batches of their own.
  */
+/*
+ * Appends an event record of origin peer to the JSON array being built in
+ * buf (off: its length so far, 1 after the "["); returns the new length.
+ */
+static size_t
+add_event(char *buf, size_t len, size_t off, const char *peer, size_t s,
+    size_t id, size_t v, const char *d)
+{
+	return off + (size_t)snprintf(buf + off, len - off, "%s{\"s\":%zu,"
+	    "\"k\":\"event\",\"op\":\"u\",\"id\":\"%s/event/%zu\","
+	    "\"o\":\"%s\",\"v\":%zu,\"d\":%s}", off > 1 ? "," : "", s, peer,
+	    id, peer, v, d);
+}
+
 static void
 t_relay(void)
 {
@@ -419,9 +433,10 @@ t_relay(void)
 	struct qh_read	 r;
 	PGconn		*c;
 	char		 err[512], sql[2048], recs[2048], id[128], want[128];
+	char		 d[64];
 	long		 first, end, parent;
 	long long	 s;
-	size_t		 i, off;
+	size_t		 i, off, bigsz;
 	char		*big;
 
 	c = PQconnectdb(conninfo);
@@ -441,12 +456,12 @@ t_relay(void)
 	q.link = count_of("SELECT id FROM hier_links WHERE name = 't-relay'");
 	q.last = 15;
 	off = (size_t)snprintf(recs, sizeof(recs), "[");
-	for (i = 0; i < 5; i++)
-		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
-		    "%s{\"s\":%zu,\"k\":\"event\",\"op\":\"u\","
-		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
-		    "\"d\":{\"severity\":\"warning\",\"text\":\"e%zu\"}}",
-		    i ? "," : "", 11 + i, peer, i + 1, peer, 11 + i, i + 1);
+	for (i = 0; i < 5; i++) {
+		snprintf(d, sizeof(d), "{\"severity\":\"warning\","
+		    "\"text\":\"e%zu\"}", i + 1);
+		off = add_event(recs, sizeof(recs), off, peer, 11 + i, i + 1,
+		    11 + i, d);
+	}
 	snprintf(recs + off, sizeof(recs) - off, "]");
 	q.recs = recs;
 	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
@@ -504,11 +519,8 @@ t_relay(void)
 	 * 5 records, 2 at most a row, make rows of 2, 2 and 1, one range. */
 	off = (size_t)snprintf(recs, sizeof(recs), "[");
 	for (i = 0; i < 5; i++)
-		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
-		    "%s{\"s\":%zu,\"k\":\"event\",\"op\":\"u\","
-		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
-		    "\"d\":{}}", i ? "," : "", 21 + i, peer, 21 + i, peer,
-		    21 + i);
+		off = add_event(recs, sizeof(recs), off, peer, 21 + i, 21 + i,
+		    21 + i, "{}");
 	snprintf(recs + off, sizeof(recs) - off, "]");
 	q.recs = recs;
 	q.last = 25;
@@ -535,11 +547,8 @@ t_relay(void)
 	 * first, and the upsert applies the newer versions, the older not. */
 	off = (size_t)snprintf(recs, sizeof(recs), "[");
 	for (i = 0; i < 3; i++)
-		off += (size_t)snprintf(recs + off, sizeof(recs) - off,
-		    "%s{\"s\":0,\"k\":\"event\",\"op\":\"u\","
-		    "\"id\":\"%s/event/%zu\",\"o\":\"%s\",\"v\":%zu,"
-		    "\"d\":{\"text\":\"again\"}}", i ? "," : "", peer, i + 1,
-		    peer, i < 2 ? 100 + i : 0);
+		off = add_event(recs, sizeof(recs), off, peer, 0, i + 1,
+		    i < 2 ? 100 + i : 0, "{\"text\":\"again\"}");
 	snprintf(recs + off, sizeof(recs) - off, "]");
 	q.kind = QH_SNAP_CHUNK;
 	q.recs = recs;
@@ -557,15 +566,14 @@ t_relay(void)
 
 	/* Through qh_apply_run: one record past HIER_BATCH_RECORDS makes a
 	 * full row and a row of one. */
-	big = malloc((HIER_BATCH_RECORDS + 1) * 256 + 2);
+	bigsz = (HIER_BATCH_RECORDS + 1) * 256 + 2;
+	big = malloc(bigsz);
 	CHECK(big != NULL);
-	off = (size_t)sprintf(big, "[");
+	off = (size_t)snprintf(big, bigsz, "[");
 	for (i = 0; i <= HIER_BATCH_RECORDS; i++)
-		off += (size_t)sprintf(big + off, "%s{\"s\":%zu,\"k\":"
-		    "\"event\",\"op\":\"u\",\"id\":\"%s/event/%zu\","
-		    "\"o\":\"%s\",\"v\":%zu,\"d\":{}}", i ? "," : "",
-		    31 + i, peer, 31 + i, peer, 31 + i);
-	sprintf(big + off, "]");
+		off = add_event(big, bigsz, off, peer, 31 + i, 31 + i, 31 + i,
+		    "{}");
+	snprintf(big + off, bigsz - off, "]");
 	q.last = 31 + HIER_BATCH_RECORDS;
 	q.recs = big;
 	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);

@@ -235,6 +235,14 @@ t_columns(void)
 	pgarr_free(&a[0]);
 	hrec_batch_free(&b);
 
+	/* An element one byte past PGARR_MAX_BYTES in all fails the array
+	 * (before anything is copied). */
+	pgarr_init(&a[0]);
+	pgarr_add(&a[0], "x", 1);
+	pgarr_add(&a[0], buf, PGARR_MAX_BYTES - a[0].len - 4 + 1);
+	CHECK(a[0].err && pgarr_finish(&a[0]) == -1);
+	pgarr_free(&a[0]);
+
 	/* An empty array has no dimensions. */
 	pgarr_init(&a[0]);
 	CHECK(pgarr_finish(&a[0]) == 0 && a[0].len == 12 &&
