@@ -32,6 +32,7 @@
 
 #include "canopy_limits.h"
 #include "hrec.h"
+#include "util.h"
 
 #define T	HREC_TEXT
 const struct hrec_kind hrec_kinds[HK_N] = {
@@ -44,7 +45,7 @@ const struct hrec_kind hrec_kinds[HK_N] = {
 	    { T, T, T, HREC_ARR, HREC_ARR, T, T, T, T, T, T } },
 	[HK_EVENT] = { "event", 1, 6,
 	    { "vs", "device", "severity", "type", "time", "text" },
-	    { T, T, T, T, T, T } },
+	    { T, T, T, T, HREC_TIME, T } },
 	[HK_TASK_RESULT] = { "task_result", 1, 7,
 	    { "task", "device", "device_name", "state", "finished",
 	    "exit_code", "output" }, { T, T, T, T, T, T, T } },
@@ -430,6 +431,89 @@ jint(const struct jval *v, int64_t *out)
 		x = x * 10 + (uint64_t)(*p - '0');
 	}
 	*out = neg ? (int64_t)(0 - x) : (int64_t)x;
+	return 0;
+}
+
+/*
+ * Times.  Only the one form is read here; PostgreSQL reads the rest.
+ */
+
+/* n digits at p, or -1. */
+static int
+hrec_digits(const char *p, int n)
+{
+	int	 x = 0;
+
+	for (; n > 0; n--, p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		x = x * 10 + (*p - '0');
+	}
+	return x;
+}
+
+int
+hrec_time(const char *s, size_t len, int64_t *us)
+{
+	static const int mdays[12] = {
+		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	const char	*p = s, *end = s + len;
+	int		 y, mo, d, h, mi, sec, frac = 0, nf = 0, oh = 0, om = 0;
+	int		 os = 0, sign = 0, leap;
+
+	if (len < 20 || p[4] != '-' || p[7] != '-' || p[10] != 'T' ||
+	    p[13] != ':' || p[16] != ':')
+		return -1;
+	y = hrec_digits(p, 4);
+	mo = hrec_digits(p + 5, 2);
+	d = hrec_digits(p + 8, 2);
+	h = hrec_digits(p + 11, 2);
+	mi = hrec_digits(p + 14, 2);
+	sec = hrec_digits(p + 17, 2);
+	if (y < 1 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || sec < 0 || sec > 59)
+		return -1;
+	leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (d > mdays[mo - 1] + (mo == 2 && leap))
+		return -1;
+	p += 19;
+	if (p < end && *p == '.') {
+		for (p++; p < end && *p >= '0' && *p <= '9' && nf < 7; p++) {
+			frac = frac * 10 + (*p - '0');
+			nf++;
+		}
+		if (nf < 1 || nf > 6)
+			return -1;
+		for (; nf < 6; nf++)
+			frac *= 10;
+	}
+	if (p == end)
+		return -1;
+	if (*p == 'Z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if (end - p < 5 || p[2] != ':')
+			return -1;
+		oh = hrec_digits(p, 2);
+		om = hrec_digits(p + 3, 2);
+		p += 5;
+		if (end - p >= 3 && *p == ':') {
+			os = hrec_digits(p + 1, 2);
+			p += 3;
+		}
+		/* PostgreSQL's limit on an offset: 15:59:59. */
+		if (oh < 0 || oh > 15 || om < 0 || om > 59 || os < 0 ||
+		    os > 59)
+			return -1;
+	} else
+		return -1;
+	if (p != end)
+		return -1;
+	/* 10957: the days from 1970 to 2000, PostgreSQL's epoch */
+	*us = ((days_from_civil(y, mo, d) - 10957) * 86400 + h * 3600 +
+	    mi * 60 + sec - sign * (oh * 3600 + om * 60 + os)) *
+	    INT64_C(1000000) + frac;
 	return 0;
 }
 
@@ -890,7 +974,19 @@ static void
 hrec_add_value(struct pgarr *a, const struct jval *v, int type)
 {
 	char	*out;
+	int64_t	 us;
 
+	if (type == HREC_TIME) {
+		/* Read here when it can be, else by PostgreSQL (a[1]). */
+		if (v->type == 's' && hrec_time(v->p, v->len, &us) == 0) {
+			pgarr_add_i64(&a[0], us);
+			pgarr_add_null(&a[1]);
+		} else {
+			pgarr_add_null(&a[0]);
+			hrec_add_value(&a[1], v, HREC_TEXT);
+		}
+		return;
+	}
 	if (v->type == 0 || v->type == 'z' ||
 	    (type == HREC_OBJ && v->type != 'o') ||
 	    (type == HREC_ARR && v->type != 'a')) {
@@ -905,16 +1001,32 @@ hrec_add_value(struct pgarr *a, const struct jval *v, int type)
 		pgarr_commit(a, jdecode(v, out));
 }
 
+int
+hrec_cols_init(struct pgarr *a, int kind)
+{
+	const struct hrec_kind *k = &hrec_kinds[kind];
+	int		 i, n;
+
+	for (i = n = 0; i < k->ncols; i++) {
+		if (k->types[i] == HREC_TIME)
+			pgarr_init_elem(&a[n++], PGARR_TIMESTAMPTZ_OID);
+		pgarr_init(&a[n++]);
+	}
+	return n;
+}
+
 void
 hrec_add_cols(struct pgarr *a, const struct hrec *r)
 {
 	const struct hrec_kind *k = &hrec_kinds[r->kind];
 	struct jval	 vals[HREC_COLS_MAX];
-	int		 i;
+	int		 i, n;
 
 	hrec_d_values(r, k->cols, k->ncols, vals);
-	for (i = 0; i < k->ncols; i++)
-		hrec_add_value(&a[i], &vals[i], k->types[i]);
+	for (i = n = 0; i < k->ncols; i++) {
+		hrec_add_value(&a[n], &vals[i], k->types[i]);
+		n += k->types[i] == HREC_TIME ? 2 : 1;
+	}
 }
 
 void

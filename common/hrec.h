@@ -39,7 +39,10 @@ enum hrec_type {
 	HREC_TEXT,	/* as d ->> 'key': a string decoded, other values */
 			/* as their JSON, null or absent: NULL */
 	HREC_OBJ,	/* an object as JSON, anything else NULL */
-	HREC_ARR	/* an array as JSON, anything else NULL */
+	HREC_ARR,	/* an array as JSON, anything else NULL */
+	HREC_TIME	/* a time, as two columns: a timestamptz when the */
+			/* string is in hrec_time()'s form, else its text */
+			/* as HREC_TEXT in the next (NULL in the other) */
 };
 
 #define HREC_COLS_MAX	12
@@ -103,11 +106,22 @@ int	 hrec_parse(const char *text, size_t len, const struct hrec_ctx *,
 	    struct hrec_batch *, char *err, size_t errlen);
 void	 hrec_batch_free(struct hrec_batch *);
 
-/* Appends the columns of the record's kind, as their types say: ncols
- * arrays, one value each. */
+/* The arrays a kind's columns take (an HREC_TIME two), initialised with
+ * their element types; hrec_add_cols() then appends a value to each. */
+int	 hrec_cols_init(struct pgarr *, int kind);
 void	 hrec_add_cols(struct pgarr *, const struct hrec *);
 /* The value of d's key as a text column (d ->> key). */
 void	 hrec_add_field(struct pgarr *, const struct hrec *, const char *key);
+
+/*
+ * A time in the form PostgreSQL's JSON gives a timestamptz, which is RFC
+ * 3339's: YYYY-MM-DDTHH:MM:SS, 1 to 6 digits of fraction or none, then Z
+ * or an offset +HH:MM (+HH:MM:SS).  *us: microseconds since 2000-01-01
+ * UTC, as PostgreSQL reads the same text.  -1 for anything else (another
+ * form, a day the month has not, year 0): left to PostgreSQL to read or
+ * to refuse, as before.
+ */
+int	 hrec_time(const char *, size_t, int64_t *us);
 
 /* The record as a middle server relays it: without its sequence number
  * and its opening brace, which hier_read writes back with the number. */

@@ -37,6 +37,15 @@ pgarr_put32(char *p, uint32_t v)
 	memcpy(p, &v, 4);
 }
 
+static uint32_t
+pgarr_get32(const char *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return ntohl(v);
+}
+
 static int
 pgarr_grow(struct pgarr *a, size_t more)
 {
@@ -66,9 +75,23 @@ pgarr_grow(struct pgarr *a, size_t more)
 void
 pgarr_init(struct pgarr *a)
 {
+	pgarr_init_elem(a, PGARR_TEXT_OID);
+}
+
+void
+pgarr_init_elem(struct pgarr *a, uint32_t elem)
+{
 	memset(a, 0, sizeof(*a));
+	a->elem = elem;
 	if (pgarr_grow(a, PGARR_HDR) == 0)
 		a->len = PGARR_HDR;
+}
+
+uint32_t
+pgarr_type(const struct pgarr *a)
+{
+	return a->elem == PGARR_TIMESTAMPTZ_OID ?
+	    PGARR_TIMESTAMPTZ_ARRAY_OID : PGARR_TEXT_ARRAY_OID;
 }
 
 void
@@ -118,6 +141,20 @@ pgarr_add_null(struct pgarr *a)
 }
 
 void
+pgarr_add_i64(struct pgarr *a, int64_t v)
+{
+	uint64_t u = (uint64_t)v;
+
+	if (pgarr_grow(a, 12) == -1)
+		return;
+	pgarr_put32(a->p + a->len, 8);
+	pgarr_put32(a->p + a->len + 4, (uint32_t)(u >> 32));
+	pgarr_put32(a->p + a->len + 8, (uint32_t)u);
+	a->len += 12;
+	a->n++;
+}
+
+void
 pgarr_add_str(struct pgarr *a, const char *s)
 {
 	if (s == NULL)
@@ -135,13 +172,13 @@ pgarr_finish(struct pgarr *a)
 		/* No dimensions: an empty array. */
 		pgarr_put32(a->p, 0);
 		pgarr_put32(a->p + 4, 0);
-		pgarr_put32(a->p + 8, PGARR_TEXT_OID);
+		pgarr_put32(a->p + 8, a->elem);
 		a->len = 12;
 		return 0;
 	}
 	pgarr_put32(a->p, 1);
 	pgarr_put32(a->p + 4, a->hasnull ? 1 : 0);
-	pgarr_put32(a->p + 8, PGARR_TEXT_OID);
+	pgarr_put32(a->p + 8, a->elem);
 	pgarr_put32(a->p + 12, a->n);
 	pgarr_put32(a->p + 16, 1);
 	return 0;
@@ -152,4 +189,51 @@ pgarr_free(struct pgarr *a)
 {
 	free(a->p);
 	memset(a, 0, sizeof(*a));
+}
+
+int
+pgarr_rd_init(struct pgarr_rd *r, const char *p, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	if (len < 12)
+		return -1;
+	r->end = p + len;
+	switch (pgarr_get32(p)) {
+	case 0:
+		r->p = p + 12;
+		return 0;
+	case 1:
+		if (len < PGARR_HDR)
+			return -1;
+		r->n = pgarr_get32(p + 12);
+		r->p = p + PGARR_HDR;
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+int
+pgarr_rd_next(struct pgarr_rd *r, const char **elem, int32_t *len)
+{
+	uint32_t	 l;
+
+	if (r->i == r->n)
+		return 0;
+	if (r->end - r->p < 4)
+		return -1;
+	l = pgarr_get32(r->p);
+	r->p += 4;
+	if (l == UINT32_MAX) {
+		*elem = NULL;
+		*len = -1;
+	} else {
+		if (l > (size_t)(r->end - r->p))
+			return -1;
+		*elem = r->p;
+		*len = (int32_t)l;
+		r->p += l;
+	}
+	r->i++;
+	return 1;
 }

@@ -404,3 +404,17 @@ strlcat(char *dst, const char *src, size_t dsize)
 		return dlen + strlen(src);
 	return dlen + strlcpy(dst + dlen, src, dsize - dlen);
 }
+
+/* Howard Hinnant's days_from_civil. */
+int64_t
+days_from_civil(int y, int m, int d)
+{
+	int64_t	 era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}

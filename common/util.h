@@ -33,6 +33,8 @@ uint8_t	*b64_decode(const char *, size_t, size_t *outlen);
 
 uint64_t mono_ms(void);		/* CLOCK_MONOTONIC */
 int64_t	 wall_ms(void);		/* CLOCK_REALTIME */
+/* Days since 1970-01-01 of a date of the proleptic Gregorian calendar. */
+int64_t	 days_from_civil(int y, int m, int d);
 
 /* Reads a whole file of at most max bytes, NUL-terminated; malloc'd. */
 char	*file_read(const char *path, size_t max, size_t *len);

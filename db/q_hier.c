@@ -340,15 +340,114 @@ qh_read_free(struct qh_read *q)
 	free(q);
 }
 
+/* An int8 or a timestamptz of a binary result. */
+static int64_t
+qh_bin_i64(const PGresult *res, int row, int col)
+{
+	const unsigned char *p;
+	uint64_t	 v = 0;
+	int		 i;
+
+	p = (const unsigned char *)PQgetvalue(res, row, col);
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
+
+/*
+ * A relayed row (hier_read_relay, 016): its records come in one binary
+ * text[], and each gets its number back here.  1 when the next change was
+ * one, 0 when not (hier_read then), or the error.
+ */
+static int
+qh_read_relay(PGconn *pg, struct qh_read *q, const char *const *p,
+    char *err, size_t errlen)
+{
+	struct pgarr_rd	 rd;
+	PGresult	*res;
+	const char	*e;
+	char		 num[32];
+	size_t		 bytes = 0, nl;
+	uint64_t	 s, top;
+	int32_t		 len;
+	int		 rc, r;
+
+	if ((res = db_check(pg, PQexecParams(pg, "SELECT first, top, at_ms, "
+	    "more, recs FROM hier_read_relay($1::bigint, $2::bigint, $3::int)",
+	    3, NULL, p, NULL, NULL, 1), &rc, err, errlen)) == NULL)
+		return rc;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return 0;
+	}
+	s = (uint64_t)qh_bin_i64(res, 0, 0);
+	top = (uint64_t)qh_bin_i64(res, 0, 1);
+	q->last_at_ms = qh_bin_i64(res, 0, 2);
+	q->more = PQgetvalue(res, 0, 3)[0] != 0;
+	q->last = top;
+	if (pgarr_rd_init(&rd, PQgetvalue(res, 0, 4),
+	    (size_t)PQgetlength(res, 0, 4)) == -1 || rd.n != top - s + 1 ||
+	    (q->recs = calloc(rd.n ? rd.n : 1, sizeof(char *))) == NULL) {
+		PQclear(res);
+		snprintf(err, errlen, "hier_read_relay: %s", rd.n != top - s + 1 ?
+		    "records and numbers disagree" : "out of memory");
+		return DB_ERR;
+	}
+	/* '{"s" : N, ' and the record as relayed (less its brace). */
+	while ((r = pgarr_rd_next(&rd, &e, &len)) == 1 && len >= 0) {
+		if (q->nrecs > 0 && bytes + (size_t)len > q->max_bytes) {
+			q->more = 1;
+			break;
+		}
+		nl = (size_t)snprintf(num, sizeof(num), "{\"s\" : %llu, ",
+		    (unsigned long long)s);
+		if ((q->recs[q->nrecs] = malloc(nl + (size_t)len + 1)) ==
+		    NULL) {
+			r = -2;
+			break;
+		}
+		memcpy(q->recs[q->nrecs], num, nl);
+		memcpy(q->recs[q->nrecs] + nl, e, (size_t)len);
+		q->recs[q->nrecs][nl + (size_t)len] = '\0';
+		bytes += nl + (size_t)len;
+		q->nrecs++;
+		q->last = s++;
+	}
+	PQclear(res);
+	if (r == 1 && len < 0)
+		r = -1;
+	if (r < 0) {
+		snprintf(err, errlen, "hier_read_relay: %s", r == -2 ?
+		    "out of memory" : "a record is missing");
+		return DB_ERR;
+	}
+	return 1;
+}
+
+/* A record of hier_read's result: its number and its row. */
+struct qh_row {
+	uint64_t	 seq;
+	int		 row;
+};
+
+static int
+qh_row_cmp(const void *a, const void *b)
+{
+	const struct qh_row *x = a, *y = b;
+
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
 int
 qh_read_run(PGconn *pg, void *arg, char *err, size_t errlen)
 {
 	struct qh_read	*q = arg;
+	struct qh_row	*rows = NULL;
 	const char	*p[3];
 	char		 id[24], after[24], limit[16];
 	PGresult	*res;
-	size_t		 bytes = 0;
-	int		 rc, i, n;
+	size_t		 bytes = 0, len, nr = 0, k;
+	int		 rc, i, n, end = -1;
 
 	snprintf(id, sizeof(id), "%lld", (long long)q->link);
 	snprintf(after, sizeof(after), "%llu", (unsigned long long)q->after);
@@ -356,46 +455,64 @@ qh_read_run(PGconn *pg, void *arg, char *err, size_t errlen)
 	p[0] = id;
 	p[1] = after;
 	p[2] = limit;
-	if ((res = db_exec(pg, &rc, err, errlen,
-	    "SELECT seq, (extract(epoch FROM at) * 1000)::bigint, rec,"
-	    " full_batch FROM hier_read($1::bigint, $2::bigint, $3::int)"
-	    " ORDER BY seq, rec IS NULL", 3,
-	    p)) == NULL)
+	if ((rc = qh_read_relay(pg, q, p, err, errlen)) != 0)
+		return rc == 1 ? DB_OK : rc;
+	/*
+	 * In binary: nothing to print or to parse.  hier_read gives the
+	 * records kind by kind, then the end (no record): their order, by
+	 * number, is made here; sorting in the query cost more than building
+	 * them.
+	 */
+	if ((res = db_check(pg, PQexecParams(pg, "SELECT seq, at, rec, "
+	    "full_batch FROM hier_read($1::bigint, $2::bigint, $3::int)", 3,
+	    NULL, p, NULL, NULL, 1), &rc, err, errlen)) == NULL)
 		return rc;
 	n = PQntuples(res);
 	q->last = q->after;
 	q->more = 0;
-	if (n > 0 && (q->recs = calloc((size_t)n, sizeof(char *))) == NULL) {
+	if (n > 0 && ((q->recs = calloc((size_t)n, sizeof(char *))) == NULL ||
+	    (rows = calloc((size_t)n, sizeof(*rows))) == NULL)) {
 		PQclear(res);
 		snprintf(err, errlen, "out of memory");
 		return DB_ERR;
 	}
 	for (i = 0; i < n; i++) {
-		uint64_t seq = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-
 		if (PQgetisnull(res, i, 2)) {
-			/* The end: the highest sequence number read. */
-			q->last = seq;
-			q->more = strcmp(PQgetvalue(res, i, 3), "t") == 0;
-			break;
+			end = i;
+			continue;
 		}
-		if (q->nrecs > 0 && bytes + (size_t)PQgetlength(res, i, 2) >
-		    q->max_bytes) {
+		rows[nr].seq = (uint64_t)qh_bin_i64(res, i, 0);
+		rows[nr++].row = i;
+	}
+	if (nr > 1)
+		qsort(rows, nr, sizeof(*rows), qh_row_cmp);
+	for (k = 0; k < nr; k++) {
+		i = rows[k].row;
+		len = (size_t)PQgetlength(res, i, 2);
+		if (q->nrecs > 0 && bytes + len > q->max_bytes) {
 			q->more = 1;
 			break;
 		}
-		if ((q->recs[q->nrecs] = strdup(PQgetvalue(res, i, 2))) ==
+		if ((q->recs[q->nrecs] = strndup(PQgetvalue(res, i, 2), len)) ==
 		    NULL) {
 			PQclear(res);
+			free(rows);
 			snprintf(err, errlen, "out of memory");
 			return DB_ERR;
 		}
-		bytes += (size_t)PQgetlength(res, i, 2);
+		bytes += len;
 		q->nrecs++;
-		q->last = seq;
-		if (!PQgetisnull(res, i, 1))
-			q->last_at_ms = strtoll(PQgetvalue(res, i, 1), NULL, 10);
+		q->last = rows[k].seq;
+		/* microseconds since 2000 to milliseconds since 1970 */
+		q->last_at_ms = qh_bin_i64(res, i, 1) / 1000 +
+		    INT64_C(946684800000);
 	}
+	if (k == nr && end >= 0) {
+		/* The end: the highest sequence number read. */
+		q->last = (uint64_t)qh_bin_i64(res, end, 0);
+		q->more = PQgetvalue(res, end, 3)[0] != 0;
+	}
+	free(rows);
 	PQclear(res);
 	return DB_OK;
 }
@@ -472,7 +589,7 @@ qh_apply_free(struct qh_apply *q)
  */
 
 /* The arrays of one statement: the link and snapshot, then columns. */
-#define QH_COLS_MAX	(3 + HREC_COLS_MAX)
+#define QH_COLS_MAX	(3 + 2 * HREC_COLS_MAX)	/* HREC_TIME: two */
 struct qh_cols {
 	struct pgarr	 a[QH_COLS_MAX];
 	int		 n;
@@ -540,7 +657,7 @@ qh_call(struct qh_conn *qc, const char *fn, int ns, const char *const *sv,
 				return DB_EDOWN;
 			}
 			vals[n] = c->a[i].p;
-			types[n] = PGARR_TEXT_ARRAY_OID;
+			types[n] = pgarr_type(&c->a[i]);
 			lens[n] = (int)c->a[i].len;
 			fmts[n] = 1;
 		}
@@ -624,7 +741,8 @@ qh_apply_kind(struct qh_conn *qc, const struct hrec_batch *b, int kind,
 	size_t		 i;
 	int		 rc;
 
-	qh_cols_init(&c, 3 + k->ncols);
+	qh_cols_init(&c, 3);
+	c.n += hrec_cols_init(&c.a[3], kind);
 	for (i = 0; i < b->n; i++) {
 		r = &b->r[i];
 		if (r->kind != kind || r->op != 'u')

@@ -19,7 +19,8 @@
  * libFuzzer target for hrec_parse(): a server link's batch.  What it
  * accepts turns into columns without NULs, and each record's relayed
  * text, numbered again as hier_read numbers it, parses back to the same
- * record.
+ * record.  And for hrec_time(): a time it reads, written again in UTC by
+ * the C library's calendar, reads back to the same microsecond.
  */
 #include <arpa/inet.h>
 
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "canopy_limits.h"
 #include "hrec.h"
@@ -45,7 +47,29 @@ check_array(struct pgarr *a)
 	memcpy(&n, a->p + 20, 4);
 	n = ntohl(n);
 	if (n != UINT32_MAX && (n != a->len - 24 ||
-	    memchr(a->p + 24, '\0', n) != NULL))
+	    (a->elem == PGARR_TEXT_OID && memchr(a->p + 24, '\0', n) !=
+	    NULL) || (a->elem != PGARR_TEXT_OID && n != 8)))
+		abort();
+}
+
+static void
+check_time(const char *s, size_t len)
+{
+	struct tm	 tm;
+	time_t		 t;
+	int64_t		 us, back;
+	char		 buf[64];
+	int		 n;
+
+	if (hrec_time(s, len, &us) == -1)
+		return;
+	t = (time_t)(us / 1000000 - (us % 1000000 < 0)) + 946684800;
+	if (gmtime_r(&t, &tm) == NULL)
+		abort();
+	n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (int)(((us % 1000000) + 1000000) % 1000000));
+	if (hrec_time(buf, (size_t)n, &back) == -1 || back != us)
 		abort();
 }
 
@@ -55,13 +79,12 @@ check_record(const struct hrec *r)
 	static const struct hrec_ctx snap = { NULL, 1, 0, 0, 0 };
 	struct hrec_ctx	 ctx = snap;
 	struct hrec_batch b;
-	struct pgarr	 cols[HREC_COLS_MAX], relay;
+	struct pgarr	 cols[2 * HREC_COLS_MAX], relay;
 	char		 err[512], *text;
-	int		 i, n = hrec_kinds[r->kind].ncols;
+	int		 i, n;
 	size_t		 len;
 
-	for (i = 0; i < n; i++)
-		pgarr_init(&cols[i]);
+	n = hrec_cols_init(cols, r->kind);
 	hrec_add_cols(cols, r);
 	for (i = 0; i < n; i++) {
 		check_array(&cols[i]);
@@ -100,6 +123,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char		 err[512];
 	size_t		 i, k;
 
+	check_time((const char *)data, size);
 	for (k = 0; k < sizeof(ctxs) / sizeof(ctxs[0]); k++) {
 		if (hrec_parse((const char *)data, size, &ctxs[k], &b, err,
 		    sizeof(err)) != 0) {

@@ -328,6 +328,20 @@ count_of(const char *sql)
 	return n;
 }
 
+/* A child link to the server peer, named name: its id. */
+static int64_t
+child_link(PGconn *c, const char *name, const char *peer)
+{
+	char	 sql[256];
+
+	snprintf(sql, sizeof(sql), "INSERT INTO hier_links (role, name, "
+	    "peer_uuid) VALUES ('child', '%s', '%s')", name, peer);
+	ok_exec(c, sql);
+	snprintf(sql, sizeof(sql), "SELECT id FROM hier_links WHERE name = "
+	    "'%s'", name);
+	return count_of(sql);
+}
+
 /*
  * A COMMIT that fails because the connection went (PostgreSQL stopping)
  * did not commit, and the job must not say it did: a server link that
@@ -341,13 +355,10 @@ t_commit_lost(void)
 	static const char peer[] = "1b2c3d4e-0000-4000-8000-00000000c0de";
 	struct qh_apply	 q;
 	PGconn		*c;
-	char		 err[512], sql[512], recs[512];
+	char		 err[512], recs[512];
 
 	c = PQconnectdb(conninfo);
 	CHECK(PQstatus(c) == CONNECTION_OK);
-	snprintf(sql, sizeof(sql), "INSERT INTO hier_links (role, name, "
-	    "peer_uuid) VALUES ('child', 't-lost', '%s')", peer);
-	ok_exec(c, sql);
 	ok_exec(c, "CREATE FUNCTION t_die() RETURNS trigger LANGUAGE plpgsql "
 	    "AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); "
 	    "RETURN NULL; END $$");
@@ -357,7 +368,7 @@ t_commit_lost(void)
 
 	memset(&q, 0, sizeof(q));
 	q.kind = QH_BATCH;
-	q.link = count_of("SELECT id FROM hier_links WHERE name = 't-lost'");
+	q.link = child_link(c, "t-lost", peer);
 	q.last = 7;
 	snprintf(recs, sizeof(recs), "[{\"s\":7,\"k\":\"server\","
 	    "\"op\":\"u\",\"id\":\"%s/server\",\"o\":\"%s\",\"v\":7,"
@@ -443,9 +454,6 @@ t_relay(void)
 	CHECK(PQstatus(c) == CONNECTION_OK);
 	ok_exec(c, "INSERT INTO hier_links (role, name) VALUES ('parent', "
 	    "'t-up')");
-	snprintf(sql, sizeof(sql), "INSERT INTO hier_links (role, name, "
-	    "peer_uuid) VALUES ('child', 't-relay', '%s')", peer);
-	ok_exec(c, sql);
 	/* One change of this server's own before the batch. */
 	ok_exec(c, "SELECT hier_log('u', 'server', 'u', hier_me() || "
 	    "'/server', NULL)");
@@ -453,7 +461,7 @@ t_relay(void)
 
 	memset(&q, 0, sizeof(q));
 	q.kind = QH_BATCH;
-	q.link = count_of("SELECT id FROM hier_links WHERE name = 't-relay'");
+	q.link = child_link(c, "t-relay", peer);
 	q.last = 15;
 	off = (size_t)snprintf(recs, sizeof(recs), "[");
 	for (i = 0; i < 5; i++) {
@@ -592,6 +600,253 @@ t_relay(void)
 	PQfinish(c);
 }
 
+/*
+ * Events' times: those canopyd reads itself (common/hrec.c, hrec_time)
+ * must be the times PostgreSQL reads from the same text, and the others
+ * are still PostgreSQL's to read, or to refuse.
+ */
+static void
+t_event_times(void)
+{
+	static const char peer[] = "1b2c3d4e-0000-4000-8000-00000000717e";
+	static const char *const times[] = {
+		"2026-11-21T17:53:00.123456+00:00", "2026-11-21T17:53:00Z",
+		"2026-11-21T17:53:00.5-09:30", "1900-03-01T00:00:00+00:17:30",
+		"2024-02-29T23:59:59.999999+15:59:59", "0099-01-01T00:00:00Z",
+		"9999-12-31T23:59:59.999999Z",
+		/* read by PostgreSQL */
+		"2026-11-21T17:53:00.1234567Z", "2026-11-21 17:53:00+02",
+		"2026-11-21T17:53:00", "infinity", "-infinity",
+		"20261121T175300Z", "2026-11-21T17:53:00 Europe/Amsterdam",
+	};
+	const size_t	 nt = sizeof(times) / sizeof(times[0]);
+	struct qh_apply	 q;
+	PGconn		*c;
+	char		 err[512], sql[512], recs[8192], d[128];
+	size_t		 i, off;
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	memset(&q, 0, sizeof(q));
+	q.kind = QH_SNAP_CHUNK;
+	q.link = child_link(c, "t-times", peer);
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
+	for (i = 0; i < nt; i++) {
+		snprintf(d, sizeof(d), "{\"time\":\"%s\"}", times[i]);
+		off = add_event(recs, sizeof(recs), off, peer, 0, i, 1, d);
+	}
+	off = add_event(recs, sizeof(recs), off, peer, 0, nt, 1, "{}");
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	q.recs = recs;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	for (i = 0; i < nt; i++) {
+		snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events "
+		    "WHERE oid = '%s/event/%zu' AND time = '%s'::timestamptz",
+		    peer, i, times[i]);
+		CHECK(count_of(sql) == 1);
+		if (count_of(sql) != 1)
+			fprintf(stderr, "time %s: not as PostgreSQL reads it\n",
+			    times[i]);
+	}
+	/* No time: the time it arrived. */
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events WHERE "
+	    "oid = '%s/event/%zu' AND time > now() - interval '1 hour'",
+	    peer, nt);
+	CHECK(count_of(sql) == 1);
+
+	/* A day February 2023 has not: refused as before, nothing applied. */
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
+	off = add_event(recs, sizeof(recs), off, peer, 0, 100, 1,
+	    "{\"time\":\"2026-11-21T17:53:00Z\"}");
+	off = add_event(recs, sizeof(recs), off, peer, 0, 101, 1,
+	    "{\"time\":\"2023-02-29T00:00:00Z\"}");
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_ERR && q.bad);
+	CHECK(strstr(err, "out of range") != NULL);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events WHERE "
+	    "oid IN ('%s/event/100', '%s/event/101')", peer, peer);
+	CHECK(count_of(sql) == 0);
+	q.recs = NULL;
+	ok_exec(c, "DELETE FROM hier_links WHERE name = 't-times'");
+	PQfinish(c);
+}
+
+/*
+ * A read's records come in the order of their numbers whatever order
+ * hier_read gives them in (deletions first, then kind by kind), and a
+ * read stops at max_bytes after its first record, on both paths (a
+ * relayed row's, hier_read_relay).
+ */
+static void
+t_read_order(void)
+{
+	static const char peer[] = "1b2c3d4e-0000-4000-8000-0000000041de";
+	struct qh_apply	 q;
+	struct qh_read	 r;
+	PGconn		*c;
+	char		 err[512], recs[2048], id[128];
+	long		 first;
+	long long	 s, s0;
+	size_t		 off, i;
+
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	ok_exec(c, "INSERT INTO hier_links (role, name) VALUES ('parent', "
+	    "'t-up')");
+	memset(&r, 0, sizeof(r));
+	r.link = count_of("SELECT id FROM hier_links WHERE role = 'parent'");
+	/* An update, then a deletion: hier_read gives the deletion first. */
+	ok_exec(c, "SELECT hier_log('u', 'server', 'u', hier_me() || "
+	    "'/server', NULL)");
+	ok_exec(c, "SELECT hier_log('u', 'group', 'd', hier_me() || "
+	    "'/group/999', NULL)");
+	first = count_of("SELECT min(seq) FROM hier_changes WHERE dir = 'u'");
+	r.after = (uint64_t)first - 1;
+	r.limit = 1000;
+	r.max_bytes = 1 << 20;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 2 && r.last == (uint64_t)first + 1 && !r.more);
+	for (i = 0; i < r.nrecs && i < 2; i++) {
+		rec_fields(r.recs[i], &s, id, sizeof(id));
+		CHECK(s == first + (long long)i);
+	}
+	read_reset(&r);
+	/* One byte at most: the first record alone, and more to come. */
+	r.max_bytes = 1;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 1 && r.last == (uint64_t)first && r.more);
+	read_reset(&r);
+
+	/* The same on a relayed row. */
+	memset(&q, 0, sizeof(q));
+	q.kind = QH_BATCH;
+	q.link = child_link(c, "t-order", peer);
+	q.last = 3;
+	off = (size_t)snprintf(recs, sizeof(recs), "[");
+	for (i = 0; i < 3; i++)
+		off = add_event(recs, sizeof(recs), off, peer, 1 + i, 1 + i,
+		    1, "{}");
+	snprintf(recs + off, sizeof(recs) - off, "]");
+	q.recs = recs;
+	CHECK(qh_apply_run(c, &q, err, sizeof(err)) == DB_OK);
+	r.after = (uint64_t)first + 1;
+	r.max_bytes = 1;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 1 && r.last == (uint64_t)first + 2 && r.more);
+	rec_fields(r.recs[0], &s0, id, sizeof(id));
+	CHECK(s0 == first + 2 && strstr(id, "/event/1") != NULL);
+	read_reset(&r);
+	r.after = r.last;
+	r.max_bytes = 1 << 20;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 2 && r.last == (uint64_t)first + 4 && !r.more);
+	for (i = 0; i < r.nrecs && i < 2; i++) {
+		rec_fields(r.recs[i], &s, id, sizeof(id));
+		CHECK(s == s0 + 1 + (long long)i);
+	}
+	read_reset(&r);
+	PQfinish(c);
+	c = PQconnectdb(conninfo);
+	ok_exec(c, "DELETE FROM hier_links WHERE name IN ('t-order', "
+	    "'t-up')");
+	ok_exec(c, "DELETE FROM hier_changes");
+	PQfinish(c);
+}
+
+/*
+ * A server's own events go into the outbox as their records, in rows of
+ * HIER_BATCH_RECORDS (016): read back numbered, each one's version its
+ * number, in the order of the events' ids, the fields escaped; those
+ * below the severity sent up stay out.
+ */
+static void
+t_local_events(void)
+{
+	struct qh_read	 r;
+	PGconn		*c;
+	PGresult	*res;
+	json_t		*o, *d;
+	char		 err[512], me[64], want[128];
+	const char	*k;
+	long		 id0;
+	size_t		 i, got = 0;
+	int		 ok = 1;
+
+	CHECK(count_of("SELECT hier_batch_records()") == HIER_BATCH_RECORDS);
+	c = PQconnectdb(conninfo);
+	CHECK(PQstatus(c) == CONNECTION_OK);
+	ok_exec(c, "INSERT INTO hier_links (role, name) VALUES ('parent', "
+	    "'t-up')");
+	ok_exec(c, "SET canopy.vs_id = 'system'");
+	ok_exec(c, "SET TimeZone = 'UTC'");
+	/* One row and a record past it; then two events, one sent. */
+	ok_exec(c, "INSERT INTO events (vs_id, severity, type, time, text) "
+	    "SELECT 0, 'warning', 't\"q', '2026-11-21T17:53:00Z', "
+	    "E'line\\n' || g FROM generate_series(1, 1001) g");
+	ok_exec(c, "INSERT INTO events (vs_id, severity, type, time, text) "
+	    "VALUES (0, 'info', 'low', now(), 'below'), (0, 'error', 'high', "
+	    "now(), 'sent')");
+	CHECK(count_of("SELECT count(*) FROM hier_changes WHERE kind = "
+	    "'event'") == 3);
+	CHECK(count_of("SELECT sum(n) FROM hier_changes WHERE kind = "
+	    "'event'") == HIER_BATCH_RECORDS + 2);
+	id0 = count_of("SELECT min(id) FROM events");
+	res = PQexec(c, "SELECT hier_me()");
+	CHECK(PQresultStatus(res) == PGRES_TUPLES_OK);
+	snprintf(me, sizeof(me), "%s", PQresultStatus(res) ==
+	    PGRES_TUPLES_OK ? PQgetvalue(res, 0, 0) : "");
+	PQclear(res);
+	memset(&r, 0, sizeof(r));
+	r.link = count_of("SELECT id FROM hier_links WHERE role = 'parent'");
+	r.after = (uint64_t)count_of("SELECT min(seq - n) FROM hier_changes "
+	    "WHERE kind = 'event'");
+	r.limit = HIER_BATCH_RECORDS;
+	r.max_bytes = 1 << 24;
+	for (;;) {
+		CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+		for (i = 0; i < r.nrecs; i++, got++) {
+			o = json_loads(r.recs[i], 0, NULL);
+			d = json_object_get(o, "d");
+			snprintf(want, sizeof(want), "%s/%ld", me,
+			    id0 + (long)got + (got == HIER_BATCH_RECORDS + 1));
+			k = json_string_value(json_object_get(o, "id"));
+			ok = ok && o != NULL && k != NULL &&
+			    strcmp(k, want) == 0 &&
+			    json_integer_value(json_object_get(o, "s")) ==
+			    json_integer_value(json_object_get(o, "v")) &&
+			    json_integer_value(json_object_get(o, "s")) ==
+			    (json_int_t)(r.after + 1 + i);
+			if (got < HIER_BATCH_RECORDS + 1)
+				ok = ok && strcmp(json_string_value(
+				    json_object_get(d, "type")) ?: "",
+				    "t\"q") == 0 && strncmp(json_string_value(
+				    json_object_get(d, "text")) ?: "", "line\n",
+				    5) == 0 && json_is_null(json_object_get(d,
+				    "device")) && strcmp(json_string_value(
+				    json_object_get(d, "time")) ?: "",
+				    "2026-11-21T17:53:00+00:00") == 0;
+			else
+				ok = ok && strcmp(json_string_value(
+				    json_object_get(d, "severity")) ?: "",
+				    "error") == 0;
+			json_decref(o);
+		}
+		read_reset(&r);
+		if (!r.more)
+			break;
+		r.after = r.last;
+	}
+	CHECK(ok);
+	CHECK(got == HIER_BATCH_RECORDS + 2);
+	PQfinish(c);
+	c = PQconnectdb(conninfo);
+	ok_exec(c, "DELETE FROM hier_links WHERE name = 't-up'");
+	ok_exec(c, "DELETE FROM hier_changes");
+	ok_exec(c, "SET canopy.vs_id = 'system'");
+	ok_exec(c, "DELETE FROM events");
+	PQfinish(c);
+}
+
 /* db_tx's body: a row, then a function that fails while told to. */
 static int
 flaky_tx(PGconn *c, void *arg, char *err, size_t errlen)
@@ -676,6 +931,9 @@ main(void)
 	t_migrate();
 	t_commit_lost();
 	t_relay();
+	t_event_times();
+	t_read_order();
+	t_local_events();
 	t_tx_retry();
 
 	evthread_use_pthreads();

@@ -53,7 +53,7 @@ elem(const struct pgarr *a, uint32_t i, char *buf, size_t len)
 	const char	*p = a->p + 20;
 	uint32_t	 n, k;
 
-	if (get32(a->p) != 1 || get32(a->p + 8) != PGARR_TEXT_OID ||
+	if (get32(a->p) != 1 || get32(a->p + 8) != a->elem ||
 	    i >= get32(a->p + 12))
 		return "(out of range)";
 	for (k = 0;; k++) {
@@ -250,6 +250,95 @@ t_columns(void)
 	pgarr_free(&a[0]);
 }
 
+/* One string for hrec_time(): its microseconds since 2000, or -1. */
+static int
+time_is(const char *s, int64_t want)
+{
+	int64_t	 us = 0;
+	int	 rc = hrec_time(s, strlen(s), &us);
+
+	if (want == -1)
+		return rc == -1;
+	if (rc != 0 || us != want)
+		fprintf(stderr, "time '%s': %d, %lld\n", s, rc, (long long)us);
+	return rc == 0 && us == want;
+}
+
+static void
+t_times(void)
+{
+	static const char *const refused[] = {
+		"", "infinity", "-infinity", "2026-11-21",
+		"2026-11-21 17:53:00Z",			/* a space, not T */
+		"2026-11-21t17:53:00Z", "2026-11-21T17:53:00z",
+		"2026-11-21T17:53:00",			/* no zone: the */
+		"2026-11-21T17:53:00.5",		/*   session's */
+		"2026-11-21T17:53:00.Z", "2026-11-21T17:53:00.1234567Z",
+		"2026-11-21T17:53:00+01", "2026-11-21T17:53:00+0100",
+		"2026-11-21T17:53:00+01:00 ", " 2026-11-21T17:53:00Z",
+		"2026-11-21T17:53:00+16:00", "2026-11-21T17:53:00+01:60",
+		"2026-11-21T17:53:00+01:00:60", "2026-11-21T17:53:00+01:00:5",
+		"2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+		"2100-02-29T00:00:00Z", "2026-13-01T00:00:00Z",
+		"2026-00-01T00:00:00Z", "2026-11-00T00:00:00Z",
+		"2026-11-21T24:00:00Z", "2026-11-21T17:60:00Z",
+		"2026-11-21T17:53:60Z", "0000-01-01T00:00:00Z",
+		"12026-11-21T17:53:00Z", "2026-1a-21T17:53:00Z",
+		"2026-11-21T17:53:00.12a456Z", "-2026-11-21T17:53:00Z",
+	};
+	struct hrec_batch b;
+	struct pgarr	 a[2 * HREC_COLS_MAX];
+	char		 buf[64];
+	size_t		 i;
+	int		 n;
+
+	CHECK(time_is("2000-01-01T00:00:00Z", 0));
+	CHECK(time_is("2000-01-01T00:00:00+00:00", 0));
+	CHECK(time_is("2000-01-01T00:00:00-00:00", 0));
+	CHECK(time_is("2000-01-01T00:00:00.5+01:00", -3599500000));
+	CHECK(time_is("1970-01-01T00:00:00Z", INT64_C(-946684800000000)));
+	CHECK(time_is("2026-11-21T17:53:00.123456+05:30",
+	    INT64_C(848578980123456)));
+	CHECK(time_is("2024-02-29T23:59:59.999999-15:59:59",
+	    INT64_C(762623998999999)));
+	CHECK(time_is("1900-03-01T00:00:00.12+00:17:30",
+	    INT64_C(-3150577049880000)));
+	CHECK(time_is("0001-01-01T00:00:00Z", INT64_C(-63082281600000000)));
+	CHECK(time_is("9999-12-31T23:59:59.999999Z",
+	    INT64_C(252455615999999999)));
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		CHECK(time_is(refused[i], -1));
+
+	/* An event's time: a timestamptz when read, else text beside it. */
+	CHECK(parse("[{\"s\":3,\"k\":\"event\",\"op\":\"u\",\"id\":\"" KID
+	    "/1\",\"o\":\"" KID "\",\"v\":1,\"d\":{\"time\":"
+	    "\"2000-01-01T00:00:01Z\"}},{\"s\":4,\"k\":\"event\",\"op\":"
+	    "\"u\",\"id\":\"" KID "/2\",\"o\":\"" KID "\",\"v\":1,\"d\":{"
+	    "\"time\":\"infinity\"}},{\"s\":5,\"k\":\"event\",\"op\":\"u\","
+	    "\"id\":\"" KID "/3\",\"o\":\"" KID "\",\"v\":1,\"d\":{}}]",
+	    &up_stream, &b));
+	n = hrec_cols_init(a, HK_EVENT);
+	CHECK(n == hrec_kinds[HK_EVENT].ncols + 1);
+	for (i = 0; i < b.n; i++)
+		hrec_add_cols(a, &b.r[i]);
+	for (i = 0; i < (size_t)n; i++)
+		CHECK(pgarr_finish(&a[i]) == 0 && a[i].n == 3);
+	CHECK(pgarr_type(&a[0]) == PGARR_TEXT_ARRAY_OID);
+	CHECK(pgarr_type(&a[4]) == PGARR_TIMESTAMPTZ_ARRAY_OID);
+	CHECK(get32(a[4].p + 8) == PGARR_TIMESTAMPTZ_OID);
+	/* 1 s: the 8 bytes big-endian after the header and a length. */
+	CHECK(get32(a[4].p + 20) == 8 && get32(a[4].p + 24) == 0 &&
+	    get32(a[4].p + 28) == 1000000);
+	CHECK(elem(&a[5], 0, buf, sizeof(buf)) == NULL);
+	CHECK(elem(&a[4], 1, buf, sizeof(buf)) == NULL);
+	CHECK_STR(elem(&a[5], 1, buf, sizeof(buf)), "infinity");
+	CHECK(elem(&a[4], 2, buf, sizeof(buf)) == NULL &&
+	    elem(&a[5], 2, buf, sizeof(buf)) == NULL);
+	for (i = 0; i < (size_t)n; i++)
+		pgarr_free(&a[i]);
+	hrec_batch_free(&b);
+}
+
 static void
 t_refused(void)
 {
@@ -348,6 +437,7 @@ main(void)
 {
 	t_fields_relay();
 	t_columns();
+	t_times();
 	t_refused();
 	TEST_DONE();
 }
