@@ -354,10 +354,28 @@ qh_bin_i64(const PGresult *res, int row, int col)
 	return (int64_t)v;
 }
 
+/* Appends '{"s" : N, ' and a record as stored (less its brace). */
+static int
+qh_read_add(struct qh_read *q, uint64_t s, const char *e, size_t len)
+{
+	char	 num[32];
+	size_t	 nl;
+
+	nl = (size_t)snprintf(num, sizeof(num), "{\"s\" : %llu, ",
+	    (unsigned long long)s);
+	if ((q->recs[q->nrecs] = malloc(nl + len + 1)) == NULL)
+		return -1;
+	memcpy(q->recs[q->nrecs], num, nl);
+	memcpy(q->recs[q->nrecs] + nl, e, len);
+	q->recs[q->nrecs++][nl + len] = '\0';
+	return 0;
+}
+
 /*
- * A relayed row (hier_read_relay, 016): its records come in one binary
- * text[], and each gets its number back here.  1 when the next change was
- * one, 0 when not (hier_read then), or the error.
+ * Rows of records stored whole (hier_read_relay, 016): each row's records
+ * come in one binary text[], and get their numbers back here.  1 when the
+ * next change was in such a row, 0 when not (hier_read then), or the
+ * error.
  */
 static int
 qh_read_relay(PGconn *pg, struct qh_read *q, const char *const *p,
@@ -365,63 +383,70 @@ qh_read_relay(PGconn *pg, struct qh_read *q, const char *const *p,
 {
 	struct pgarr_rd	 rd;
 	PGresult	*res;
-	const char	*e;
-	char		 num[32];
-	size_t		 bytes = 0, nl;
+	const char	*e, *why = NULL;
+	size_t		 bytes = 0, total = 0;
 	uint64_t	 s, top;
 	int32_t		 len;
-	int		 rc, r;
+	int		 rc, i, n, r, cut = 0;
 
 	if ((res = db_check(pg, PQexecParams(pg, "SELECT first, top, at_ms, "
 	    "more, recs FROM hier_read_relay($1::bigint, $2::bigint, $3::int)",
 	    3, NULL, p, NULL, NULL, 1), &rc, err, errlen)) == NULL)
 		return rc;
-	if (PQntuples(res) != 1) {
+	if ((n = PQntuples(res)) == 0) {
 		PQclear(res);
 		return 0;
 	}
-	s = (uint64_t)qh_bin_i64(res, 0, 0);
-	top = (uint64_t)qh_bin_i64(res, 0, 1);
-	q->last_at_ms = qh_bin_i64(res, 0, 2);
-	q->more = PQgetvalue(res, 0, 3)[0] != 0;
-	q->last = top;
-	if (pgarr_rd_init(&rd, PQgetvalue(res, 0, 4),
-	    (size_t)PQgetlength(res, 0, 4)) == -1 || rd.n != top - s + 1 ||
-	    (q->recs = calloc(rd.n ? rd.n : 1, sizeof(char *))) == NULL) {
-		PQclear(res);
-		snprintf(err, errlen, "hier_read_relay: %s", rd.n != top - s + 1 ?
-		    "records and numbers disagree" : "out of memory");
-		return DB_ERR;
+	for (i = 0; i < n; i++) {
+		s = (uint64_t)qh_bin_i64(res, i, 0);
+		top = (uint64_t)qh_bin_i64(res, i, 1);
+		if (top < s || pgarr_rd_init(&rd, PQgetvalue(res, i, 4),
+		    (size_t)PQgetlength(res, i, 4)) == -1 ||
+		    rd.n != top - s + 1) {
+			why = "records and numbers disagree";
+			goto fail;
+		}
+		total += rd.n;
 	}
-	/* '{"s" : N, ' and the record as relayed (less its brace). */
-	while ((r = pgarr_rd_next(&rd, &e, &len)) == 1 && len >= 0) {
-		if (q->nrecs > 0 && bytes + (size_t)len > q->max_bytes) {
-			q->more = 1;
-			break;
+	if ((q->recs = calloc(total, sizeof(char *))) == NULL) {
+		why = "out of memory";
+		goto fail;
+	}
+	for (i = 0; i < n && !cut; i++) {
+		s = (uint64_t)qh_bin_i64(res, i, 0);
+		(void)pgarr_rd_init(&rd, PQgetvalue(res, i, 4),
+		    (size_t)PQgetlength(res, i, 4));
+		while ((r = pgarr_rd_next(&rd, &e, &len)) == 1) {
+			if (len < 0) {
+				why = "a record is missing";
+				goto fail;
+			}
+			if (q->nrecs > 0 && bytes + (size_t)len > q->max_bytes) {
+				q->more = 1;
+				cut = 1;
+				break;
+			}
+			if (qh_read_add(q, s, e, (size_t)len) == -1) {
+				why = "out of memory";
+				goto fail;
+			}
+			bytes += (size_t)len;
+			q->last = s++;
+			q->last_at_ms = qh_bin_i64(res, i, 2);
 		}
-		nl = (size_t)snprintf(num, sizeof(num), "{\"s\" : %llu, ",
-		    (unsigned long long)s);
-		if ((q->recs[q->nrecs] = malloc(nl + (size_t)len + 1)) ==
-		    NULL) {
-			r = -2;
-			break;
+		if (r == -1) {
+			why = "a record is cut short";
+			goto fail;
 		}
-		memcpy(q->recs[q->nrecs], num, nl);
-		memcpy(q->recs[q->nrecs] + nl, e, (size_t)len);
-		q->recs[q->nrecs][nl + (size_t)len] = '\0';
-		bytes += nl + (size_t)len;
-		q->nrecs++;
-		q->last = s++;
+		if (!cut)
+			q->more = PQgetvalue(res, i, 3)[0] != 0;
 	}
 	PQclear(res);
-	if (r == 1 && len < 0)
-		r = -1;
-	if (r < 0) {
-		snprintf(err, errlen, "hier_read_relay: %s", r == -2 ?
-		    "out of memory" : "a record is missing");
-		return DB_ERR;
-	}
 	return 1;
+ fail:
+	PQclear(res);
+	snprintf(err, errlen, "hier_read_relay: %s", why);
+	return DB_ERR;
 }
 
 /* A record of hier_read's result: its number and its row. */

@@ -67,12 +67,16 @@ BEGIN
 END
 $$;
 
--- A middle server reads a relayed row for its parent whole, as it is
--- stored: the records in one text[], sent in binary, and canopyd writes
--- each one's sequence number back (db/q_hier.c).  hier_read cut the row
--- into a row per record and wrote the numbers in SQL: a fifth of a middle
--- server's time.  No row when the next change is not a relayed one: then
--- hier_read, as before (it still reads relayed rows as it did).
+-- Rows of records written whole (relayed; a server's own events, below)
+-- are read as they are stored: each row's records in one text[], sent in
+-- binary, and canopyd writes each one's sequence number back
+-- (db/q_hier.c).  hier_read cut a row into a row per record and wrote the
+-- numbers in SQL.  One read takes consecutive such rows, up to p_limit
+-- records (the first maybe from inside: the cursor may stop there), so
+-- that small rows, a record or two, do not make batches of their own.
+-- Nothing when the next change is not in such a row: then hier_read, as
+-- before (it still reads them, a row at a time).  more, on each row: is
+-- there anything after it.
 CREATE FUNCTION hier_read_relay(p_link bigint, p_after bigint,
     p_limit integer, OUT first bigint, OUT top bigint, OUT at_ms bigint,
     OUT more boolean, OUT recs text[])
@@ -81,26 +85,27 @@ DECLARE
 	d	"char";
 	c	record;
 	base	bigint;
+	room	integer := p_limit;
 BEGIN
 	SELECT CASE l.role WHEN 'parent' THEN 'u' ELSE 'd' END INTO d
 	FROM hier_links l WHERE l.id = p_link;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'hier_read: no link %', p_link;
 	END IF;
-	SELECT h.seq, h.n, h.at, h.recs INTO c FROM hier_changes h
-	WHERE h.dir = d AND h.seq > p_after ORDER BY h.dir, h.seq LIMIT 1;
-	IF NOT FOUND OR c.n IS NULL THEN
-		RETURN;
-	END IF;
-	-- the row owns the numbers base + 1 .. c.seq, one per record
-	base := c.seq - c.n;
-	first := greatest(p_after + 1, base + 1);
-	top := least(c.seq, first + p_limit - 1);
-	recs := c.recs[first - base : top - base];
-	at_ms := (extract(epoch FROM c.at) * 1000)::bigint;
-	more := EXISTS (SELECT 1 FROM hier_changes h WHERE h.dir = d
-	    AND h.seq > top);
-	RETURN NEXT;
+	FOR c IN SELECT h.seq, h.n, h.at, h.recs FROM hier_changes h
+	    WHERE h.dir = d AND h.seq > p_after ORDER BY h.dir, h.seq LOOP
+		EXIT WHEN c.n IS NULL OR room <= 0;
+		-- the row owns the numbers base + 1 .. c.seq, one per record
+		base := c.seq - c.n;
+		first := greatest(p_after + 1, base + 1);
+		top := least(c.seq, first + room - 1);
+		recs := c.recs[first - base : top - base];
+		at_ms := (extract(epoch FROM c.at) * 1000)::bigint;
+		more := EXISTS (SELECT 1 FROM hier_changes h WHERE h.dir = d
+		    AND h.seq > top);
+		room := room - (top - first + 1)::integer;
+		RETURN NEXT;
+	END LOOP;
 END
 $$;
 

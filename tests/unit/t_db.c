@@ -523,8 +523,9 @@ t_relay(void)
 	CHECK(r.nrecs == 1 && r.last == (uint64_t)end + 1 && !r.more);
 	read_reset(&r);
 
-	/* Batches applied together are relayed in rows a read takes whole:
-	 * 5 records, 2 at most a row, make rows of 2, 2 and 1, one range. */
+	/* Batches applied together are relayed in rows: 5 records, 2 at most
+	 * a row, make rows of 2, 2 and 1, one range.  A read takes rows one
+	 * after another up to its limit, from inside one if it must. */
 	off = (size_t)snprintf(recs, sizeof(recs), "[");
 	for (i = 0; i < 5; i++)
 		off = add_event(recs, sizeof(recs), off, peer, 21 + i, 21 + i,
@@ -543,13 +544,25 @@ t_relay(void)
 	    "(SELECT max(seq) FROM hier_changes WHERE kind = 'server')")
 	    == 221);
 	r.after = r.last;
-	for (i = 0; i < 3; i++) {
-		CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
-		CHECK(r.nrecs == (i < 2 ? 2u : 1u) &&
-		    r.last == (uint64_t)end + 3 + 2 * i - (i == 2));
-		r.after = r.last;
-		read_reset(&r);
+	r.limit = 3;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 3 && r.last == (uint64_t)end + 4 && r.more);
+	for (i = 0; i < r.nrecs; i++) {
+		rec_fields(r.recs[i], &s, id, sizeof(id));
+		snprintf(want, sizeof(want), "%s/event/%zu", peer, 21 + i);
+		CHECK(s == end + 2 + (long long)i && strcmp(id, want) == 0);
 	}
+	read_reset(&r);
+	r.after = r.last;
+	r.limit = 1000;
+	CHECK(qh_read_run(c, &r, err, sizeof(err)) == DB_OK);
+	CHECK(r.nrecs == 2 && r.last == (uint64_t)end + 6 && !r.more);
+	for (i = 0; i < r.nrecs; i++) {
+		rec_fields(r.recs[i], &s, id, sizeof(id));
+		snprintf(want, sizeof(want), "%s/event/%zu", peer, 24 + i);
+		CHECK(s == end + 5 + (long long)i && strcmp(id, want) == 0);
+	}
+	read_reset(&r);
 
 	/* Events met again (a snapshot's): the plain INSERT fails on the
 	 * first, and the upsert applies the newer versions, the older not. */
