@@ -125,10 +125,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
 	lim	integer := (SELECT hier_sev_rank(up_min_severity) FROM hier_self);
 	me	text;
-	nr	integer;
+	nr	bigint;
 	first	bigint;
-	recs	text[];
-	b	integer := hier_batch_records();
 BEGIN
 	IF NOT hier_has_links('u') OR NOT EXISTS (SELECT 1 FROM new_rows n
 	    WHERE hier_sev_rank(n.severity) >= lim) THEN
@@ -137,28 +135,29 @@ BEGIN
 	me := hier_me();
 	PERFORM pg_advisory_xact_lock(7418930251);
 	first := nextval('hier_seq');
-	SELECT array_agg('"k" : "event", "op" : "u", "id" : "' || me || '/'
-	    || e.id || '", "o" : "' || me || '", "v" : ' || (first + e.i - 1)
-	    || ', "d" : {"vs" : ' || to_json(e.vs) || ', "device" : '
-	    || coalesce('"' || me || '/' || e.device_id || '"', 'null')
-	    || ', "severity" : "' || e.severity || '", "type" : '
-	    || to_json(e.type) || ', "time" : ' || to_json(e.time)
-	    || ', "text" : ' || to_json(e.text) || '}}' ORDER BY e.i)
-	INTO recs
-	FROM (SELECT n.id, n.device_id, n.severity, n.type, n.time, n.text,
-	    vs.name AS vs, row_number() OVER (ORDER BY n.id) AS i
-	    FROM new_rows n JOIN vservers vs ON vs.id = n.vs_id
-	    WHERE hier_sev_rank(n.severity) >= lim) e;
-	nr := coalesce(cardinality(recs), 0);
-	IF nr = 0 THEN
-		RETURN NULL;
-	ELSIF nr > 1 THEN
+	-- a row per hier_batch_records() events: no array of them all
+	WITH e AS (
+		SELECT n.id, n.device_id, n.severity, n.type, n.time, n.text,
+		    vs.name AS vs, row_number() OVER (ORDER BY n.id) AS i
+		FROM new_rows n JOIN vservers vs ON vs.id = n.vs_id
+		WHERE hier_sev_rank(n.severity) >= lim),
+	ins AS (
+		INSERT INTO hier_changes (seq, dir, kind, op, oid, n, recs)
+		SELECT first + max(e.i) - 1, 'u', 'event', 'u', '', count(*),
+		    array_agg('"k" : "event", "op" : "u", "id" : "' || me
+		    || '/' || e.id || '", "o" : "' || me || '", "v" : '
+		    || (first + e.i - 1) || ', "d" : {"vs" : ' || to_json(e.vs)
+		    || ', "device" : ' || coalesce('"' || me || '/'
+		    || e.device_id || '"', 'null') || ', "severity" : "'
+		    || e.severity || '", "type" : ' || to_json(e.type)
+		    || ', "time" : ' || to_json(e.time) || ', "text" : '
+		    || to_json(e.text) || '}}' ORDER BY e.i)
+		FROM e GROUP BY (e.i - 1) / hier_batch_records()
+		RETURNING n)
+	SELECT sum(ins.n) INTO nr FROM ins;
+	IF nr > 1 THEN
 		PERFORM setval('hier_seq', first + nr - 1);
 	END IF;
-	INSERT INTO hier_changes (seq, dir, kind, op, oid, n, recs)
-	SELECT first + least((g + 1) * b, nr) - 1, 'u', 'event', 'u', '',
-	    least(b, nr - g * b), recs[g * b + 1 : (g + 1) * b]
-	FROM generate_series(0, (nr - 1) / b) g;
 	PERFORM pg_notify('hier_changes', '');
 	RETURN NULL;
 END
