@@ -340,7 +340,7 @@ qh_read_free(struct qh_read *q)
 	free(q);
 }
 
-/* An int8 or a timestamptz of a binary result. */
+/* An int8 or a timestamptz of a binary result (0 for a NULL). */
 static int64_t
 qh_bin_i64(const PGresult *res, int row, int col)
 {
@@ -348,6 +348,8 @@ qh_bin_i64(const PGresult *res, int row, int col)
 	uint64_t	 v = 0;
 	int		 i;
 
+	if (PQgetlength(res, row, col) != 8)
+		return 0;
 	p = (const unsigned char *)PQgetvalue(res, row, col);
 	for (i = 0; i < 8; i++)
 		v = v << 8 | p[i];
