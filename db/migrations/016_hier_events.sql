@@ -92,9 +92,12 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'hier_read: no link %', p_link;
 	END IF;
+	IF p_limit < 1 THEN
+		RETURN;
+	END IF;
 	FOR c IN SELECT h.seq, h.n, h.at, h.recs FROM hier_changes h
 	    WHERE h.dir = d AND h.seq > p_after ORDER BY h.dir, h.seq LOOP
-		EXIT WHEN c.n IS NULL OR room <= 0;
+		EXIT WHEN c.n IS NULL;
 		-- the row owns the numbers base + 1 .. c.seq, one per record
 		base := c.seq - c.n;
 		first := greatest(p_after + 1, base + 1);
@@ -105,6 +108,8 @@ BEGIN
 		    AND h.seq > top);
 		room := room - (top - first + 1)::integer;
 		RETURN NEXT;
+		-- before the next row is fetched (and its records detoasted)
+		EXIT WHEN room <= 0;
 	END LOOP;
 END
 $$;
