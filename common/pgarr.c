@@ -21,6 +21,7 @@
  * bytes; all big-endian.
  */
 #include <arpa/inet.h>
+#include <endian.h>
 
 #include <limits.h>
 #include <stdlib.h>
@@ -143,13 +144,12 @@ pgarr_add_null(struct pgarr *a)
 void
 pgarr_add_i64(struct pgarr *a, int64_t v)
 {
-	uint64_t u = (uint64_t)v;
+	uint64_t u = htobe64((uint64_t)v);
 
 	if (pgarr_grow(a, 12) == -1)
 		return;
 	pgarr_put32(a->p + a->len, 8);
-	pgarr_put32(a->p + a->len + 4, (uint32_t)(u >> 32));
-	pgarr_put32(a->p + a->len + 8, (uint32_t)u);
+	memcpy(a->p + a->len + 4, &u, 8);
 	a->len += 12;
 	a->n++;
 }

@@ -15,6 +15,7 @@
  */
 
 /* The server tree's statements (db/q_hier.h). */
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,16 +345,12 @@ qh_read_free(struct qh_read *q)
 static int64_t
 qh_bin_i64(const PGresult *res, int row, int col)
 {
-	const unsigned char *p;
-	uint64_t	 v = 0;
-	int		 i;
+	uint64_t	 v;
 
 	if (PQgetlength(res, row, col) != 8)
 		return 0;
-	p = (const unsigned char *)PQgetvalue(res, row, col);
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return (int64_t)v;
+	memcpy(&v, PQgetvalue(res, row, col), 8);
+	return (int64_t)be64toh(v);
 }
 
 /* Appends '{"s" : N, ' and a record as stored (less its brace). */
@@ -434,8 +431,9 @@ qh_read_relay(PGconn *pg, struct qh_read *q, const char *const *p,
 			}
 			bytes += (size_t)len;
 			q->last = s++;
-			q->last_at_ms = qh_bin_i64(res, i, 2);
 		}
+		if (rd.i > 0)
+			q->last_at_ms = qh_bin_i64(res, i, 2);
 		if (r == -1) {
 			why = "a record is cut short";
 			goto fail;

@@ -75,8 +75,9 @@ $$;
 -- records (the first maybe from inside: the cursor may stop there), so
 -- that small rows, a record or two, do not make batches of their own.
 -- Nothing when the next change is not in such a row: then hier_read, as
--- before (it still reads them, a row at a time).  more, on each row: is
--- there anything after it.
+-- before (it still reads them, a row at a time).  more: is there anything
+-- after the row; each row is returned once the next one is known, so only
+-- the last needs to look.
 CREATE FUNCTION hier_read_relay(p_link bigint, p_after bigint,
     p_limit integer, OUT first bigint, OUT top bigint, OUT at_ms bigint,
     OUT more boolean, OUT recs text[])
@@ -86,6 +87,7 @@ DECLARE
 	c	record;
 	base	bigint;
 	room	integer := p_limit;
+	held	boolean := false;
 BEGIN
 	SELECT CASE l.role WHEN 'parent' THEN 'u' ELSE 'd' END INTO d
 	FROM hier_links l WHERE l.id = p_link;
@@ -98,19 +100,26 @@ BEGIN
 	FOR c IN SELECT h.seq, h.n, h.at, h.recs FROM hier_changes h
 	    WHERE h.dir = d AND h.seq > p_after ORDER BY h.dir, h.seq LOOP
 		EXIT WHEN c.n IS NULL;
+		IF held THEN
+			RETURN NEXT;	-- the row before: this one follows it
+		END IF;
 		-- the row owns the numbers base + 1 .. c.seq, one per record
 		base := c.seq - c.n;
 		first := greatest(p_after + 1, base + 1);
 		top := least(c.seq, first + room - 1);
 		recs := c.recs[first - base : top - base];
 		at_ms := (extract(epoch FROM c.at) * 1000)::bigint;
-		more := EXISTS (SELECT 1 FROM hier_changes h WHERE h.dir = d
-		    AND h.seq > top);
+		more := true;
+		held := true;
 		room := room - (top - first + 1)::integer;
-		RETURN NEXT;
 		-- before the next row is fetched (and its records detoasted)
 		EXIT WHEN room <= 0;
 	END LOOP;
+	IF held THEN
+		more := EXISTS (SELECT 1 FROM hier_changes h WHERE h.dir = d
+		    AND h.seq > top);
+		RETURN NEXT;
+	END IF;
 END
 $$;
 

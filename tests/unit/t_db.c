@@ -636,6 +636,7 @@ t_event_times(void)
 	struct qh_apply	 q;
 	PGconn		*c;
 	char		 err[512], sql[512], recs[8192], d[128];
+	long		 got;
 	size_t		 i, off;
 
 	c = PQconnectdb(conninfo);
@@ -656,8 +657,9 @@ t_event_times(void)
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM hier_events "
 		    "WHERE oid = '%s/event/%zu' AND time = '%s'::timestamptz",
 		    peer, i, times[i]);
-		CHECK(count_of(sql) == 1);
-		if (count_of(sql) != 1)
+		got = count_of(sql);
+		CHECK(got == 1);
+		if (got != 1)
 			fprintf(stderr, "time %s: not as PostgreSQL reads it\n",
 			    times[i]);
 	}
